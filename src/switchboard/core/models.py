@@ -1,0 +1,215 @@
+"""Calls, dialogs and endpoints: the core's data model, named as in Infobip's Calls API."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+
+class CallState(enum.StrEnum):
+    CALLING = "CALLING"
+    RINGING = "RINGING"
+    PRE_ESTABLISHED = "PRE_ESTABLISHED"
+    ESTABLISHED = "ESTABLISHED"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    NO_ANSWER = "NO_ANSWER"
+    BUSY = "BUSY"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATES
+
+
+FINAL_STATES = frozenset(
+    {CallState.FINISHED, CallState.FAILED, CallState.CANCELLED, CallState.NO_ANSWER, CallState.BUSY}
+)
+
+
+class Direction(enum.StrEnum):
+    INBOUND = "INBOUND"
+    OUTBOUND = "OUTBOUND"
+
+
+class EndpointType(enum.StrEnum):
+    PHONE = "PHONE"
+    SIP = "SIP"
+    WEBRTC = "WEBRTC"
+    WHATSAPP = "WHATSAPP"
+    VIBER = "VIBER"
+    WEBSOCKET = "WEBSOCKET"
+
+
+class HangupSource(enum.StrEnum):
+    ENDPOINT = "ENDPOINT"
+    API = "API"
+    PLATFORM = "PLATFORM"
+
+
+class ErrorCode(enum.StrEnum):
+    """Infobip's call error codes (`callLog.errorCode.name`)."""
+
+    NORMAL_HANGUP = "NORMAL_HANGUP"
+    MACHINE_DETECTED = "MACHINE_DETECTED"
+    NO_ANSWER = "NO_ANSWER"
+    BUSY = "BUSY"
+    CANCELLED = "CANCELLED"
+    REJECTED = "REJECTED"
+    FORBIDDEN = "FORBIDDEN"
+    DESTINATION_NOT_FOUND = "DESTINATION_NOT_FOUND"
+    DESTINATION_UNAVAILABLE = "DESTINATION_UNAVAILABLE"
+    INVALID_DESTINATION = "INVALID_DESTINATION"
+    INVALID_REQUEST = "INVALID_REQUEST"
+    REQUEST_TIMEOUT = "REQUEST_TIMEOUT"
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+    MEDIA_FAILURE = "MEDIA_FAILURE"
+
+
+ERROR_IDS: dict[ErrorCode, int] = {code: 10000 + i for i, code in enumerate(ErrorCode)}
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A call's far end. `phone_number` for PHONE/WHATSAPP/VIBER, `identity` for WEBRTC, ..."""
+
+    type: EndpointType
+    phone_number: str | None = None
+    username: str | None = None
+    sip_trunk_id: str | None = None
+    identity: str | None = None
+    display_name: str | None = None
+
+    @property
+    def address(self) -> str:
+        return self.phone_number or self.identity or self.username or ""
+
+
+@dataclass(frozen=True, slots=True)
+class CallError:
+    code: ErrorCode
+    description: str
+
+    @property
+    def id(self) -> int:
+        return ERROR_IDS[self.code]
+
+
+@dataclass(slots=True)
+class Call:
+    """One call leg as the platform sees it. Mutated only through `core.state.transition`."""
+
+    id: str
+    endpoint: Endpoint
+    direction: Direction
+    from_: str
+    to: str
+    state: CallState = CallState.CALLING
+    calls_configuration_id: str | None = None
+    application_id: str | None = None
+    sender_id: str | None = None
+    """The WhatsApp sender (phone_number_id) this call is on, if any."""
+    external_id: str | None = None
+    """The channel's own id for the call (Meta's `wacid.*`)."""
+    custom_data: dict[str, str] = field(default_factory=dict)
+    parent_call_id: str | None = None
+    dialog_id: str | None = None
+    start_time: datetime | None = None
+    ringing_time: datetime | None = None
+    answer_time: datetime | None = None
+    end_time: datetime | None = None
+    hangup_source: HangupSource | None = None
+    error: CallError | None = None
+    media: dict[str, object] = field(default_factory=dict)
+    """Media diagnostics of the call's leg, as last reported by the media engine."""
+
+    @property
+    def duration(self) -> int:
+        """Whole seconds from answer to end (Infobip's `callLog.duration`)."""
+        if self.answer_time is None:
+            return 0
+        end = self.end_time or self.answer_time
+        return max(0, int((end - self.answer_time).total_seconds()))
+
+    @property
+    def ring_duration(self) -> int:
+        if self.start_time is None:
+            return 0
+        end = self.answer_time or self.end_time or self.start_time
+        return max(0, int((end - self.start_time).total_seconds()))
+
+
+class DialogState(enum.StrEnum):
+    CREATED = "CREATED"
+    PRE_ESTABLISHED = "PRE_ESTABLISHED"
+    ESTABLISHED = "ESTABLISHED"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    TRANSFERRING = "TRANSFERRING"
+
+
+@dataclass(slots=True)
+class Dialog:
+    """Two calls bridged: the parent (usually inbound) and the child."""
+
+    id: str
+    parent_call_id: str
+    child_call_id: str
+    state: DialogState = DialogState.CREATED
+    calls_configuration_id: str | None = None
+    start_time: datetime | None = None
+    establish_time: datetime | None = None
+    end_time: datetime | None = None
+    error: CallError | None = None
+
+    @property
+    def duration(self) -> int:
+        if self.establish_time is None or self.end_time is None:
+            return 0
+        return max(0, int((self.end_time - self.establish_time).total_seconds()))
+
+
+class PermissionStatus(enum.StrEnum):
+    """A WhatsApp user's call permission for one sender (Meta's names, upper-cased as Infobip's)."""
+
+    NO_PERMISSION = "NO_PERMISSION"
+    TEMPORARY = "TEMPORARY"
+    PERMANENT = "PERMANENT"
+
+
+class InboundAction(enum.StrEnum):
+    """What a WhatsApp sender does with a user-initiated call."""
+
+    SUBSCRIPTION = "SUBSCRIPTION"
+    CONTACT_CENTER = "CONTACT_CENTER"
+    IVR_SCENARIO = "IVR_SCENARIO"
+    FLOW = "FLOW"
+    CALL_ROUTING = "CALL_ROUTING"
+
+
+@dataclass(frozen=True, slots=True)
+class InboundConfiguration:
+    action: InboundAction
+    calls_configuration_id: str | None = None
+    scenario_id: str | None = None
+    flow_id: str | None = None
+    route_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """A WhatsApp business number connected to the platform."""
+
+    phone_number_id: str
+    display_phone_number: str
+    waba_id: str
+    access_token: str
+    app_secret: str
+    verify_token: str
+    graph_api_url: str
+    inbound: InboundConfiguration
+
+
+AudioKind = Literal["FILE", "URL", "TEXT", "RECORDING"]
