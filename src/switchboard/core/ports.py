@@ -1,0 +1,84 @@
+"""What the core needs from the outside, as protocols: channels, repositories, clock, ids.
+
+Channels implement `CallChannel`; the store implements the repositories. The core depends only on these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from switchboard.core.models import Call, Dialog, EndpointType, PermissionStatus, Sender
+
+
+@dataclass(frozen=True, slots=True)
+class DialResult:
+    external_id: str
+
+
+class CallChannel(Protocol):
+    """Signalling toward one kind of endpoint (WhatsApp through Meta, SIP, WebRTC, ...)."""
+
+    endpoint_type: EndpointType
+
+    async def pre_answer(self, call: Call, sdp_answer: str) -> None: ...
+
+    async def answer(self, call: Call, sdp_answer: str) -> None: ...
+
+    async def reject(self, call: Call) -> None: ...
+
+    async def hangup(self, call: Call) -> None: ...
+
+    async def dial(self, call: Call, sdp_offer: str) -> DialResult: ...
+
+
+@dataclass(slots=True)
+class PermissionRecord:
+    """A WhatsApp user's call permission toward one sender, with the history that limits use."""
+
+    sender_id: str
+    user: str
+    status: PermissionStatus = PermissionStatus.NO_PERMISSION
+    expires_at: datetime | None = None
+    requests: list[datetime] = field(default_factory=list)
+    """When permission requests were sent (kept for 7 days)."""
+    connected_calls: list[datetime] = field(default_factory=list)
+    """When business-initiated calls connected (kept for 24 hours)."""
+    unanswered_in_a_row: int = 0
+    updated_at: datetime | None = None
+
+
+class CallRepository(Protocol):
+    async def save(self, call: Call) -> None: ...
+
+    async def get(self, call_id: str) -> Call | None: ...
+
+    async def find_by_external_id(self, external_id: str) -> Call | None: ...
+
+    async def list(
+        self, *, active: bool | None = None, page: int = 0, size: int = 20
+    ) -> tuple[Sequence[Call], int]: ...
+
+
+class DialogRepository(Protocol):
+    async def save(self, dialog: Dialog) -> None: ...
+
+    async def get(self, dialog_id: str) -> Dialog | None: ...
+
+    async def list(
+        self, *, active: bool | None = None, page: int = 0, size: int = 20
+    ) -> tuple[Sequence[Dialog], int]: ...
+
+
+class PermissionRepository(Protocol):
+    async def get(self, sender_id: str, user: str) -> PermissionRecord | None: ...
+
+    async def save(self, record: PermissionRecord) -> None: ...
+
+
+class SenderDirectory(Protocol):
+    async def get(self, phone_number_id: str) -> Sender | None: ...
+
+    async def by_display_number(self, number: str) -> Sender | None: ...
