@@ -81,4 +81,18 @@ class PermissionRepository(Protocol):
 class SenderDirectory(Protocol):
     async def get(self, phone_number_id: str) -> Sender | None: ...
 
-    async def by_display_number(self, number: str) -> Sender | None: ...
+    async def by_display_number(self, number: str) -> Sender | None:
+        """The sender whose display number is `number` (digits compared, a leading + ignored)."""
+
+    async def list(self) -> Sequence[Sender]: ...
+
+    async def save(self, sender: Sender) -> None: ...
+
+    async def delete(self, phone_number_id: str) -> bool: ...
+
+
+class WebhookLedger(Protocol):
+    """Remembers which webhook deliveries were processed, so a redelivery is answered but not redone."""
+
+    async def first_time(self, key: str) -> bool:
+        """Record `key`; True if it was not recorded before."""

@@ -1,10 +1,10 @@
 """RFC 4733 telephone-events (DTMF over RTP), sans-I/O.
 
 The payload format is RFC 4733 §2.3 (event, E bit, R bit, volume, duration); the event codes for DTMF are
-§3.2 (Table 7: 0-9, * = 10, # = 11, A-D = 12-15). Sending follows §2.5.1 (first packet with the RTP marker,
-one packet per packetization interval with a growing duration, the final packet repeated three times, §2.5.1.4)
-and receiving follows §2.5.2 (one event per RTP timestamp; the E bit may be lost, so a new timestamp ends the
-previous event, §2.5.2.2).
+§3.2 (Table 7: 0-9, * = 10, # = 11, A-D = 12-15). Sending follows §2.5.1 (first packet with the RTP
+marker, one packet per packetization interval with a growing duration, the final packet repeated three
+times, §2.5.1.4) and receiving follows §2.5.2 (one event per RTP timestamp; the E bit may be lost, so
+a new timestamp ends the previous event, §2.5.2.2).
 """
 
 from __future__ import annotations

@@ -13,13 +13,16 @@ import numpy as np
 import numpy.typing as npt
 
 
-def _spectrum(pcm: npt.NDArray[np.generic], sample_rate: int) -> tuple[npt.NDArray[np.float64], ...]:
+def _spectrum(
+    pcm: npt.NDArray[np.generic], sample_rate: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     samples = np.asarray(pcm, dtype=np.float64).reshape(-1)
     if samples.size == 0:
         raise ValueError("no samples")
     samples = samples - samples.mean()
-    power = np.abs(np.fft.rfft(samples * np.hanning(samples.size))) ** 2
-    freqs = np.fft.rfftfreq(samples.size, 1.0 / sample_rate)
+    spectrum = np.fft.rfft(samples * np.hanning(samples.size))
+    power = (spectrum.real**2 + spectrum.imag**2).astype(np.float64)
+    freqs = np.fft.rfftfreq(samples.size, 1.0 / sample_rate).astype(np.float64)
     return freqs, power
 
 

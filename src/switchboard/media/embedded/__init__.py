@@ -1,0 +1,7 @@
+"""The embedded media engine: ICE, DTLS-SRTP and RTP in-process (aioice, pyOpenSSL, pylibsrtp)."""
+
+from switchboard.media.embedded.engine import EmbeddedMediaEngine
+from switchboard.media.embedded.leg import EmbeddedLeg
+from switchboard.media.embedded.sdp import SdpError
+
+__all__ = ["EmbeddedLeg", "EmbeddedMediaEngine", "SdpError"]

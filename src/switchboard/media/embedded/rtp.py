@@ -42,9 +42,7 @@ def build_rtp(
     )
 
 
-def rewrite_header(
-    packet: bytes, *, payload_type: int, sequence: int, timestamp: int, ssrc: int
-) -> bytes:
+def rewrite_header(packet: bytes, *, payload_type: int, sequence: int, timestamp: int, ssrc: int) -> bytes:
     """Copy of `packet` with PT (marker kept), sequence number, timestamp and SSRC replaced."""
     buf = bytearray(packet)
     RTP_HEADER.pack_into(
@@ -156,15 +154,11 @@ def parse_report_blocks(packet: bytes) -> list[ReportBlock]:
                 at = start + 24 * index
                 if at + 24 > end:
                     break
-                ssrc, fraction, lost3, highest, jitter, lsr, dlsr = _REPORT_BLOCK.unpack_from(
-                    packet, at
-                )
+                ssrc, fraction, lost3, highest, jitter, lsr, dlsr = _REPORT_BLOCK.unpack_from(packet, at)
                 lost = int.from_bytes(lost3, "big")
                 if lost & 0x800000:
                     lost -= 1 << 24
-                blocks.append(
-                    ReportBlock(ssrc, fraction / 256.0, lost, highest, jitter, lsr, dlsr)
-                )
+                blocks.append(ReportBlock(ssrc, fraction / 256.0, lost, highest, jitter, lsr, dlsr))
         pos = end
     return blocks
 

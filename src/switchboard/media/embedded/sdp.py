@@ -45,7 +45,7 @@ class AudioDescription:
     opus_pt: int
     telephone_event_pt: int | None
     candidates: tuple[str, ...]
-    """`a=candidate` values (without the "candidate:" prefix removed: as aioice's `Candidate.from_sdp` wants)."""
+    """`a=candidate:` values after the colon, as aioice's `Candidate.from_sdp` reads them."""
     connection_address: str | None
     port: int
     mid: str | None = None
@@ -119,10 +119,10 @@ def parse_audio_description(text: str, *, what: str = "offer") -> AudioDescripti
         for rtpmap in section.all("rtpmap"):
             pt_text, _, encoding = rtpmap.partition(" ")
             name = encoding.split("/")
-            if name[0].lower() == "opus" and len(name) > 1 and name[1] == "48000":
-                if pt_text in section.formats:
-                    opus_pt = int(pt_text)
-                    break
+            is_opus = name[0].lower() == "opus" and len(name) > 1 and name[1] == "48000"
+            if is_opus and pt_text in section.formats:
+                opus_pt = int(pt_text)
+                break
         if opus_pt is not None:
             audio = section
             break

@@ -1,0 +1,209 @@
+"""REST routes of the WhatsApp channel: Infobip's call-permission API and the senders admin API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from switchboard.channels.whatsapp.channel import wa_number
+from switchboard.channels.whatsapp.permissions import WhatsAppPermissions
+from switchboard.core import policy
+from switchboard.core.models import InboundAction, InboundConfiguration, Sender
+from switchboard.core.ports import SenderDirectory
+from switchboard.httpapi.errors import ApiError
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000") if value else None
+
+
+def _period(delta: timedelta) -> str:
+    return f"P{delta.days}D" if delta.days >= 2 else f"PT{int(delta.total_seconds() // 3600)}H"
+
+
+class PermissionRequestBody(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    from_: str = Field(alias="from", min_length=1)
+    to: str = Field(min_length=1)
+    body_text: str = Field(
+        "We would like to call you on WhatsApp.", alias="text", min_length=1, max_length=1024
+    )
+    callback_data: str | None = Field(None, alias="callbackData", max_length=4000)
+    notify_url: str | None = Field(None, alias="notifyUrl")
+
+
+class InboundBody(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    action: Literal["SUBSCRIPTION", "CONTACT_CENTER", "IVR_SCENARIO", "FLOW", "CALL_ROUTING"]
+    calls_configuration_id: str | None = Field(None, alias="callsConfigurationId")
+    scenario_id: str | None = Field(None, alias="scenarioId")
+    flow_id: str | None = Field(None, alias="flowId")
+    route_id: str | None = Field(None, alias="routeId")
+
+
+class SenderBody(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    phone_number_id: str = Field(alias="phoneNumberId", min_length=1)
+    display_phone_number: str = Field(alias="displayPhoneNumber", min_length=1)
+    waba_id: str = Field(alias="wabaId", min_length=1)
+    access_token: str = Field(alias="accessToken", min_length=1)
+    app_secret: str = Field(alias="appSecret", min_length=1)
+    verify_token: str = Field(alias="verifyToken", min_length=1)
+    graph_api_url: str = Field("https://graph.facebook.com", alias="graphApiUrl")
+    inbound: InboundBody
+
+    @field_validator("graph_api_url")
+    @classmethod
+    def _graph(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+
+def sender_json(sender: Sender) -> dict[str, Any]:
+    inbound = sender.inbound
+    return {
+        "phoneNumberId": sender.phone_number_id,
+        "displayPhoneNumber": sender.display_phone_number,
+        "wabaId": sender.waba_id,
+        "graphApiUrl": sender.graph_api_url,
+        "inbound": {
+            key: val
+            for key, val in (
+                ("action", inbound.action.value),
+                ("callsConfigurationId", inbound.calls_configuration_id),
+                ("scenarioId", inbound.scenario_id),
+                ("flowId", inbound.flow_id),
+                ("routeId", inbound.route_id),
+            )
+            if val is not None
+        },
+    }
+
+
+def sender_from_body(body: SenderBody) -> Sender:
+    inbound = body.inbound
+    if inbound.action == "SUBSCRIPTION" and not inbound.calls_configuration_id:
+        raise ApiError(400, "inbound.callsConfigurationId: required for action SUBSCRIPTION")
+    return Sender(
+        phone_number_id=body.phone_number_id,
+        display_phone_number=body.display_phone_number,
+        waba_id=body.waba_id,
+        access_token=body.access_token,
+        app_secret=body.app_secret,
+        verify_token=body.verify_token,
+        graph_api_url=body.graph_api_url,
+        inbound=InboundConfiguration(
+            action=InboundAction(inbound.action),
+            calls_configuration_id=inbound.calls_configuration_id,
+            scenario_id=inbound.scenario_id,
+            flow_id=inbound.flow_id,
+            route_id=inbound.route_id,
+        ),
+    )
+
+
+def build_router(
+    senders: SenderDirectory,
+    permissions: WhatsAppPermissions,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> APIRouter:
+    router = APIRouter()
+
+    @router.get(
+        "/whatsapp/1/senders/{sender}/calls/{user_number}/permissions", tags=["WhatsApp call permissions"]
+    )
+    async def get_permission(sender: str, user_number: str) -> dict[str, Any]:
+        found = await permissions.sender(sender)
+        record = await permissions.record(found.phone_number_id, user_number)
+        now = clock()
+
+        def limits(items: list[policy.Limit]) -> list[dict[str, Any]]:
+            return [
+                {
+                    "timePeriod": _period(limit.period),
+                    "maxAllowed": limit.max_allowed,
+                    "currentUsage": limit.current_usage,
+                    **({"limitExpirationTime": _iso(limit.expires_at)} if limit.expires_at else {}),
+                }
+                for limit in items
+            ]
+
+        status = policy.effective_status(record, now)
+        return {
+            "status": status.value,
+            "expirationTime": _iso(record.expires_at) if status.value == "TEMPORARY" else None,
+            "actions": [
+                {
+                    "name": "SEND_CALL_PERMISSION_REQUEST",
+                    "canPerformAction": policy.can_request_permission(record, now),
+                    "limits": limits(policy.request_limits(record, now)),
+                },
+                {
+                    "name": "START_CALL",
+                    "canPerformAction": policy.can_start_call(record, now),
+                    "limits": limits(policy.call_limits(record, now)),
+                },
+            ],
+        }
+
+    @router.post(
+        "/whatsapp/1/message/interactive/call-permission-request", tags=["WhatsApp call permissions"]
+    )
+    async def request_permission(body: PermissionRequestBody) -> dict[str, Any]:
+        found = await permissions.sender(body.from_)
+        message_id = await permissions.request(found, body.to, body.body_text)
+        return {
+            "to": wa_number(body.to),
+            "messageCount": 1,
+            "messageId": message_id,
+            "status": {
+                "groupId": 1,
+                "groupName": "PENDING",
+                "id": 7,
+                "name": "PENDING_ENROUTE",
+                "description": "Message sent to next instance",
+            },
+        }
+
+    @router.get("/admin/1/senders", tags=["Senders"])
+    async def list_senders() -> list[dict[str, Any]]:
+        return [sender_json(s) for s in await senders.list()]
+
+    @router.get("/admin/1/senders/{phone_number_id}", tags=["Senders"])
+    async def get_sender(phone_number_id: str) -> dict[str, Any]:
+        found = await senders.get(phone_number_id)
+        if found is None:
+            raise ApiError(404, f"sender {phone_number_id!r} not found")
+        return sender_json(found)
+
+    @router.post("/admin/1/senders", status_code=201, tags=["Senders"])
+    async def create_sender(body: SenderBody) -> dict[str, Any]:
+        if await senders.get(body.phone_number_id) is not None:
+            raise ApiError(409, f"sender {body.phone_number_id!r} exists; use PUT to change it")
+        sender = sender_from_body(body)
+        await senders.save(sender)
+        return sender_json(sender)
+
+    @router.put("/admin/1/senders/{phone_number_id}", tags=["Senders"])
+    async def replace_sender(phone_number_id: str, body: SenderBody) -> dict[str, Any]:
+        if body.phone_number_id != phone_number_id:
+            raise ApiError(400, "phoneNumberId: must equal the id in the path")
+        sender = sender_from_body(body)
+        await senders.save(sender)
+        return sender_json(sender)
+
+    @router.delete("/admin/1/senders/{phone_number_id}", status_code=204, tags=["Senders"])
+    async def delete_sender(phone_number_id: str) -> Response:
+        if not await senders.delete(phone_number_id):
+            raise ApiError(404, f"sender {phone_number_id!r} not found")
+        return Response(status_code=204)
+
+    return router

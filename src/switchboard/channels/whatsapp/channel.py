@@ -1,0 +1,49 @@
+"""The WhatsApp channel's signalling: core call actions become Graph API call actions."""
+
+from __future__ import annotations
+
+from switchboard.channels.whatsapp.graph import GraphClient
+from switchboard.core.errors import ChannelError
+from switchboard.core.models import Call, EndpointType, Sender
+from switchboard.core.ports import DialResult, SenderDirectory
+
+
+def wa_number(number: str) -> str:
+    """Meta's form of a phone number: digits only."""
+    return "".join(ch for ch in number if ch.isdigit())
+
+
+class WhatsAppChannel:
+    endpoint_type = EndpointType.WHATSAPP
+
+    def __init__(self, graph: GraphClient, senders: SenderDirectory) -> None:
+        self._graph = graph
+        self._senders = senders
+
+    async def _sender(self, call: Call) -> Sender:
+        sender = await self._senders.get(call.sender_id or "")
+        if sender is None:
+            raise ChannelError(f"call {call.id} has no WhatsApp sender configured ({call.sender_id})")
+        return sender
+
+    async def _action(self, call: Call, action: str, sdp: str | None = None) -> None:
+        if not call.external_id:
+            raise ChannelError(f"call {call.id} has no WhatsApp call id")
+        await self._graph.call_action(await self._sender(call), call.external_id, action, sdp)
+
+    async def pre_answer(self, call: Call, sdp_answer: str) -> None:
+        await self._action(call, "pre_accept", sdp_answer)
+
+    async def answer(self, call: Call, sdp_answer: str) -> None:
+        await self._action(call, "accept", sdp_answer)
+
+    async def reject(self, call: Call) -> None:
+        await self._action(call, "reject")
+
+    async def hangup(self, call: Call) -> None:
+        await self._action(call, "terminate")
+
+    async def dial(self, call: Call, sdp_offer: str) -> DialResult:
+        sender = await self._sender(call)
+        external_id = await self._graph.connect(sender, wa_number(call.to), sdp_offer, callback_data=call.id)
+        return DialResult(external_id=external_id)

@@ -1,0 +1,203 @@
+"""`/webhooks/whatsapp`: Meta's verification handshake and signed call/message notifications.
+
+A POST is authenticated before anything is parsed: the `X-Hub-Signature-256` of the raw body must match
+one of the configured app secrets (missing: 401, wrong: 403). Malformed JSON or a shape that is not a
+WhatsApp notification is a 400 naming the problem. Each (call id, event) is processed once: Meta delivers
+at least once and out of order, so a repeat is answered 200 and skipped, and a terminate that comes
+before its connect ends the call as soon as it exists (or keeps it from being offered at all).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse, Response
+from pydantic import ValidationError
+
+from switchboard.channels.whatsapp.channel import wa_number
+from switchboard.channels.whatsapp.payloads import (
+    CallEntry,
+    CallStatus,
+    Message,
+    Notification,
+    Value,
+    as_int,
+    contact_name,
+)
+from switchboard.channels.whatsapp.permissions import WhatsAppPermissions
+from switchboard.channels.whatsapp.signature import matching_secret
+from switchboard.core.control import CallControl
+from switchboard.core.models import Endpoint, EndpointType, ErrorCode, Sender
+from switchboard.core.ports import SenderDirectory, WebhookLedger
+from switchboard.httpapi.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+MEDIA_FAILURE_CODES = {138020, 138021, 138022, 138023}
+
+
+class WhatsAppWebhooks:
+    def __init__(
+        self,
+        control: CallControl,
+        senders: SenderDirectory,
+        ledger: WebhookLedger,
+        permissions: WhatsAppPermissions,
+    ) -> None:
+        self._control = control
+        self._senders = senders
+        self._ledger = ledger
+        self._permissions = permissions
+        self.router = APIRouter(tags=["WhatsApp webhooks"])
+        self.router.add_api_route("/webhooks/whatsapp", self.verify, methods=["GET"])
+        self.router.add_api_route("/webhooks/whatsapp", self.notify, methods=["POST"])
+
+    async def verify(self, request: Request) -> Response:
+        """Meta's subscription check: echo `hub.challenge` when `hub.verify_token` is one of ours."""
+        params = request.query_params
+        if params.get("hub.mode") != "subscribe":
+            raise ApiError(400, "hub.mode must be 'subscribe'")
+        token = params.get("hub.verify_token", "")
+        if not token or not any(s.verify_token == token for s in await self._senders.list()):
+            raise ApiError(403, "hub.verify_token does not match any sender's verify_token")
+        return PlainTextResponse(params.get("hub.challenge", ""))
+
+    async def notify(self, request: Request) -> Response:
+        body = await request.body()
+        header = request.headers.get("x-hub-signature-256")
+        if not header:
+            raise ApiError(401, "missing X-Hub-Signature-256 header")
+        senders = await self._senders.list()
+        secret = matching_secret(body, header, {s.app_secret for s in senders})
+        if secret is None:
+            raise ApiError(403, "X-Hub-Signature-256 does not match the body for any app secret")
+        notification = _parse(body)
+        for entry in notification.entry:
+            for change in entry.changes:
+                sender = next(
+                    (s for s in senders if s.phone_number_id == change.value.metadata.phone_number_id),
+                    None,
+                )
+                if sender is None or sender.app_secret != secret:
+                    log.warning(
+                        "webhook for unknown phone_number_id %s ignored",
+                        change.value.metadata.phone_number_id,
+                    )
+                    continue
+                await self._change(sender, change.field, change.value)
+        return Response(status_code=200)
+
+    async def _change(self, sender: Sender, field: str, value: Value) -> None:
+        if field == "calls":
+            for call in value.calls:
+                if await self._ledger.first_time(f"call:{call.id}:{call.event}"):
+                    await self._call(sender, value, call)
+                else:
+                    log.info("repeated %s webhook for %s ignored", call.event, call.id)
+            for status in value.statuses:
+                if await self._ledger.first_time(f"status:{status.id}:{status.status.upper()}"):
+                    await self._status(status)
+        elif field == "messages":
+            for message in value.messages:
+                key = f"message:{message.id}" if message.id else None
+                if key is None or await self._ledger.first_time(key):
+                    await self._message(sender, message)
+
+    async def _call(self, sender: Sender, value: Value, call: CallEntry) -> None:
+        if call.event == "connect":
+            await self._connect(sender, value, call)
+        elif call.event == "terminate":
+            code, description = _termination(call, value)
+            await self._control.remote_hangup(call.id, code=code, description=description)
+        else:
+            log.info("call event %s for %s not used", call.event, call.id)
+
+    async def _connect(self, sender: Sender, value: Value, call: CallEntry) -> None:
+        if call.session is None:
+            raise ApiError(400, f"calls[{call.id}].session: a connect event needs a session")
+        offered = call.session.sdp_type == "offer" and call.direction != "BUSINESS_INITIATED"
+        if not offered:
+            await self._control.remote_answered(call.id, call.session.sdp)
+            return
+        if self._control.was_ended_early(call.id):
+            log.info("connect for %s came after its terminate: not offered", call.id)
+            return
+        user = call.from_ or call.from_user_id or ""
+        custom = {
+            key: str(val)
+            for key, val in (
+                ("deeplinkPayload", call.deeplink_payload),
+                ("ctaPayload", call.cta_payload),
+                ("userId", call.from_user_id),
+                ("userName", contact_name(value, call.from_)),
+            )
+            if val
+        }
+        await self._control.receive_inbound(
+            endpoint=Endpoint(
+                EndpointType.WHATSAPP,
+                phone_number=wa_number(user) or user,
+                display_name=contact_name(value, call.from_),
+            ),
+            to=value.metadata.display_phone_number or call.to or sender.display_phone_number,
+            sender_id=sender.phone_number_id,
+            external_id=call.id,
+            remote_offer=call.session.sdp,
+            custom_data=custom,
+        )
+
+    async def _status(self, status: CallStatus) -> None:
+        match status.status.upper():
+            case "RINGING":
+                await self._control.remote_ringing(status.id)
+            case "REJECTED":
+                await self._control.remote_hangup(
+                    status.id, code=ErrorCode.REJECTED, description="the user declined the call"
+                )
+            case other:
+                log.info("call %s status %s", status.id, other)
+
+    async def _message(self, sender: Sender, message: Message) -> None:
+        interactive = message.interactive
+        if interactive is None or interactive.call_permission_reply is None or not message.from_:
+            return
+        reply = interactive.call_permission_reply
+        expiration = as_int(reply.expiration_timestamp)
+        await self._permissions.on_reply(
+            sender.phone_number_id,
+            message.from_,
+            accepted=reply.response.lower() == "accept",
+            permanent=bool(reply.is_permanent),
+            expires_at=datetime.fromtimestamp(expiration, UTC) if expiration else None,
+        )
+
+
+def _parse(body: bytes) -> Notification:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or data.get("object") != "whatsapp_business_account":
+        raise ApiError(400, "object: expected 'whatsapp_business_account'")
+    try:
+        return Notification.model_validate(data)
+    except ValidationError as exc:
+        where = "; ".join(".".join(str(p) for p in err["loc"]) + f": {err['msg']}" for err in exc.errors())
+        raise ApiError(400, f"not a WhatsApp notification: {where}") from None
+
+
+def _termination(call: CallEntry, value: Value) -> tuple[ErrorCode, str]:
+    status = (call.status or "").upper()
+    codes = [e.code for e in value.errors if e.code is not None]
+    messages = "; ".join(e.message for e in value.errors if e.message)
+    if status == "COMPLETED" or (not status and not codes):
+        return ErrorCode.NORMAL_HANGUP, "the call ended"
+    if any(code in MEDIA_FAILURE_CODES for code in codes):
+        return ErrorCode.MEDIA_FAILURE, f"Meta reports a media failure ({codes}): {messages}"
+    detail = f" ({codes}: {messages})" if codes else ""
+    if call.direction == "BUSINESS_INITIATED" and call.start_time is None:
+        return ErrorCode.NO_ANSWER, "the user did not answer" + detail
+    return ErrorCode.DESTINATION_UNAVAILABLE, "Meta ended the call as failed" + detail

@@ -1,0 +1,183 @@
+"""One `Settings` object: a TOML file (optional) plus environment variables, validated with errors that
+name the key (`whatsapp.senders[0].app_secret: field required`)."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_GRAPH_API_URL = "https://graph.facebook.com"
+GRAPH_API_VERSION = "v23.0"
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message names the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    public_url: str | None = None
+    """How Meta and apps reach this server (used in links and logs); defaults to http://host:port."""
+    media_addresses: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
+    """Local IP addresses the media engine gathers ICE candidates on."""
+    media_public_address: str | None = None
+    """An address to advertise instead (1:1 NAT)."""
+    data_dir: Path = Path("switchboard-data")
+    allow_private_urls: bool = False
+    """Allow notify URLs and audio URLs that resolve to private or loopback addresses."""
+    no_media_timeout_s: float = Field(20.0, gt=0)
+
+    @field_validator("media_addresses")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in value:
+            ipaddress.ip_address(item)
+        if not value:
+            raise ValueError("at least one address is needed")
+        return value
+
+
+class DatabaseSettings(_Strict):
+    url: str | None = None
+    """SQLAlchemy async URL; default: SQLite in the data directory. `DATABASE_URL` overrides it."""
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.startswith(("postgres://", "postgresql://")):
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("use a sqlite+aiosqlite:// or postgresql+asyncpg:// (postgresql://) URL")
+        return value
+
+
+class ApiSettings(_Strict):
+    keys: list[str] = Field(default_factory=list)
+
+    @field_validator("keys")
+    @classmethod
+    def _keys(cls, value: list[str]) -> list[str]:
+        for key in value:
+            if len(key) < 16:
+                raise ValueError("each API key must be at least 16 characters long")
+        return value
+
+
+InboundActionName = Literal["SUBSCRIPTION", "CONTACT_CENTER", "IVR_SCENARIO", "FLOW", "CALL_ROUTING"]
+
+
+class InboundSettings(_Strict):
+    action: InboundActionName
+    calls_configuration_id: str | None = None
+    scenario_id: str | None = None
+    flow_id: str | None = None
+    route_id: str | None = None
+
+    @model_validator(mode="after")
+    def _target(self) -> InboundSettings:
+        needed = {
+            "SUBSCRIPTION": "calls_configuration_id",
+            "IVR_SCENARIO": "scenario_id",
+            "FLOW": "flow_id",
+        }.get(self.action)
+        if needed and not getattr(self, needed):
+            raise ValueError(f"action {self.action} needs {needed}")
+        return self
+
+
+class SenderSettings(_Strict):
+    phone_number_id: str = Field(min_length=1)
+    display_phone_number: str = Field(min_length=1)
+    waba_id: str = Field(min_length=1)
+    access_token: str = Field(min_length=1)
+    app_secret: str = Field(min_length=1)
+    verify_token: str = Field(min_length=1)
+    graph_api_url: str = DEFAULT_GRAPH_API_URL
+    inbound: InboundSettings
+
+    @field_validator("graph_api_url")
+    @classmethod
+    def _graph(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL, e.g. https://graph.facebook.com")
+        return value.rstrip("/")
+
+
+class WhatsAppSettings(_Strict):
+    senders: list[SenderSettings] = Field(default_factory=list)
+    graph_api_version: str = GRAPH_API_VERSION
+    graph_timeout_s: float = Field(10.0, gt=0)
+    graph_retries: int = Field(3, ge=0, le=10)
+
+
+class Settings(_Strict):
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    api: ApiSettings = ApiSettings()
+    whatsapp: WhatsAppSettings = WhatsAppSettings()
+
+    @property
+    def database_url(self) -> str:
+        if self.database.url:
+            return self.database.url
+        return f"sqlite+aiosqlite:///{(self.server.data_dir / 'switchboard.db').resolve()}"
+
+    @property
+    def public_url(self) -> str:
+        return self.server.public_url or f"http://{self.server.host}:{self.server.port}"
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ""
+        for part in err["loc"]:
+            key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"{key}: {msg}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def load_settings(
+    path: Path | None = None,
+    *,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
+    """Read `path` (TOML), apply environment variables and `overrides` ({"server": {"port": 1}})."""
+    env = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError as exc:
+            raise ConfigError(f"configuration file {path} does not exist") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from exc
+    if env.get("DATABASE_URL"):
+        data.setdefault("database", {})["url"] = env["DATABASE_URL"]
+    if env.get("SWITCHBOARD_API_KEYS"):
+        data.setdefault("api", {})["keys"] = [
+            k.strip() for k in env["SWITCHBOARD_API_KEYS"].split(",") if k.strip()
+        ]
+    for section, values in (overrides or {}).items():
+        data.setdefault(section, {}).update(values)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None

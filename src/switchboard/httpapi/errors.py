@@ -1,0 +1,90 @@
+"""Infobip's error shapes, and the handlers that render every error in them.
+
+Calls, IVR and every 401: `{"requestError": {"serviceException": {"messageId", "text"}}}`.
+Validation errors name the field that is wrong (`body.endpoint.type: ...`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from switchboard.core.errors import SwitchboardError
+
+log = logging.getLogger(__name__)
+
+MESSAGE_IDS = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "BAD_REQUEST",
+    429: "TOO_MANY_REQUESTS",
+    500: "GENERAL_ERROR",
+    502: "BAD_GATEWAY",
+    503: "SERVICE_UNAVAILABLE",
+}
+
+
+class ApiError(Exception):
+    """Raise from a route to answer `status` with Infobip's error shape."""
+
+    def __init__(self, status: int, text: str, message_id: str | None = None) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+        self.message_id = message_id or MESSAGE_IDS.get(status, "ERROR")
+
+
+def error_body(message_id: str, text: str) -> dict[str, Any]:
+    return {"requestError": {"serviceException": {"messageId": message_id, "text": text}}}
+
+
+def error_response(status: int, text: str, message_id: str | None = None) -> JSONResponse:
+    return JSONResponse(
+        error_body(message_id or MESSAGE_IDS.get(status, "ERROR"), text), status_code=status
+    )
+
+
+def describe_validation(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return error_response(exc.status, exc.text, exc.message_id)
+
+    async def on_core_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, SwitchboardError)
+        return error_response(exc.status_hint, str(exc))
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return error_response(400, describe_validation(exc))
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        return error_response(exc.status_code, str(exc.detail))
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal error; the server logged the details")
+
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(SwitchboardError, on_core_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(HTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,48 @@
+"""Conversions between core values and their column forms."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from switchboard.core.models import CallError, Endpoint, EndpointType, ErrorCode
+from switchboard.store.types import as_utc
+
+
+def endpoint_to_json(endpoint: Endpoint) -> dict[str, Any]:
+    data = asdict(endpoint)
+    data["type"] = endpoint.type.value
+    return {name: value for name, value in data.items() if value is not None}
+
+
+def endpoint_from_json(data: dict[str, Any]) -> Endpoint:
+    return Endpoint(
+        type=EndpointType(data["type"]),
+        phone_number=data.get("phone_number"),
+        username=data.get("username"),
+        sip_trunk_id=data.get("sip_trunk_id"),
+        identity=data.get("identity"),
+        display_name=data.get("display_name"),
+    )
+
+
+def error_from_columns(code: str | None, description: str | None) -> CallError | None:
+    if code is None:
+        return None
+    return CallError(ErrorCode(code), description or "")
+
+
+def jsonable(value: dict[str, Any]) -> dict[str, Any]:
+    """A JSON-safe copy (values JSON cannot hold, such as datetimes, become strings)."""
+    result: dict[str, Any] = json.loads(json.dumps(value, default=str))
+    return result
+
+
+def times_to_json(times: list[datetime]) -> list[str]:
+    return [as_utc(t).isoformat() for t in times]
+
+
+def times_from_json(values: list[str] | None) -> list[datetime]:
+    return [as_utc(datetime.fromisoformat(v)) for v in values or []]

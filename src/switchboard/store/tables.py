@@ -1,0 +1,151 @@
+"""The core's tables: calls, call logs (CDRs), dialogs, senders, call permissions, the webhook ledger.
+
+Enums are stored as their string values (no database enum types, so adding a member needs no migration);
+structured values (endpoints, custom data, media diagnostics, permission history) are JSON.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from switchboard.store.base import Base
+from switchboard.store.types import UTCDateTime
+
+ID = String(64)
+"""Ids: ours are UUIDs; Meta's `wacid.*` ids are longer, so external ids get `EXTERNAL_ID`."""
+EXTERNAL_ID = String(255)
+NUMBER = String(255)
+ENUM = String(32)
+
+
+class CallRow(Base):
+    """The live state of one call leg (every field of `core.models.Call`), upserted on each change."""
+
+    __tablename__ = "calls"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    endpoint: Mapped[dict[str, Any]] = mapped_column(JSON)
+    endpoint_type: Mapped[str] = mapped_column(ENUM)
+    direction: Mapped[str] = mapped_column(ENUM)
+    from_number: Mapped[str] = mapped_column(NUMBER)
+    to_number: Mapped[str] = mapped_column(NUMBER)
+    state: Mapped[str] = mapped_column(ENUM, index=True)
+    calls_configuration_id: Mapped[str | None] = mapped_column(ID)
+    application_id: Mapped[str | None] = mapped_column(ID)
+    sender_id: Mapped[str | None] = mapped_column(ID)
+    external_id: Mapped[str | None] = mapped_column(EXTERNAL_ID, index=True)
+    custom_data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    parent_call_id: Mapped[str | None] = mapped_column(ID)
+    dialog_id: Mapped[str | None] = mapped_column(ID)
+    start_time: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    ringing_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answer_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    hangup_source: Mapped[str | None] = mapped_column(ENUM)
+    error_code: Mapped[str | None] = mapped_column(ENUM)
+    error_description: Mapped[str | None] = mapped_column(Text)
+    media: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CallLogRow(Base):
+    """One CDR per call, written in the transaction that saves the call in a final state; never updated."""
+
+    __tablename__ = "call_logs"
+    __table_args__ = (Index("ix_call_logs_end_time", "end_time"),)
+
+    call_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(EXTERNAL_ID)
+    endpoint: Mapped[dict[str, Any]] = mapped_column(JSON)
+    endpoint_type: Mapped[str] = mapped_column(ENUM)
+    direction: Mapped[str] = mapped_column(ENUM)
+    from_number: Mapped[str] = mapped_column(NUMBER)
+    to_number: Mapped[str] = mapped_column(NUMBER)
+    state: Mapped[str] = mapped_column(ENUM)
+    sender_id: Mapped[str | None] = mapped_column(ID, index=True)
+    calls_configuration_id: Mapped[str | None] = mapped_column(ID, index=True)
+    application_id: Mapped[str | None] = mapped_column(ID)
+    parent_call_id: Mapped[str | None] = mapped_column(ID)
+    dialog_id: Mapped[str | None] = mapped_column(ID)
+    start_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ringing_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answer_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    duration: Mapped[int] = mapped_column(Integer)
+    ring_duration: Mapped[int] = mapped_column(Integer)
+    hangup_source: Mapped[str | None] = mapped_column(ENUM)
+    error_code: Mapped[str | None] = mapped_column(ENUM)
+    error_description: Mapped[str | None] = mapped_column(Text)
+    custom_data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    media: Mapped[dict[str, Any]] = mapped_column(JSON)
+    logged_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DialogRow(Base):
+    __tablename__ = "dialogs"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    parent_call_id: Mapped[str] = mapped_column(ID, index=True)
+    child_call_id: Mapped[str] = mapped_column(ID, index=True)
+    state: Mapped[str] = mapped_column(ENUM, index=True)
+    calls_configuration_id: Mapped[str | None] = mapped_column(ID)
+    start_time: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    establish_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error_code: Mapped[str | None] = mapped_column(ENUM)
+    error_description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SenderRow(Base):
+    """A WhatsApp sender with its inbound configuration. Credentials are stored as given (not encrypted)."""
+
+    __tablename__ = "senders"
+
+    phone_number_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    display_phone_number: Mapped[str] = mapped_column(NUMBER)
+    display_digits: Mapped[str] = mapped_column(NUMBER, index=True)
+    """`display_phone_number` reduced to its digits, for look-ups by number."""
+    waba_id: Mapped[str] = mapped_column(ID)
+    access_token: Mapped[str] = mapped_column(Text)
+    app_secret: Mapped[str] = mapped_column(Text)
+    verify_token: Mapped[str] = mapped_column(Text)
+    graph_api_url: Mapped[str] = mapped_column(Text)
+    inbound_action: Mapped[str] = mapped_column(ENUM)
+    inbound_calls_configuration_id: Mapped[str | None] = mapped_column(ID)
+    inbound_scenario_id: Mapped[str | None] = mapped_column(ID)
+    inbound_flow_id: Mapped[str | None] = mapped_column(ID)
+    inbound_route_id: Mapped[str | None] = mapped_column(ID)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PermissionRow(Base):
+    """A WhatsApp user's call permission toward one sender; history lists are JSON arrays of ISO times."""
+
+    __tablename__ = "call_permissions"
+
+    sender_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    wa_id: Mapped[str] = mapped_column(NUMBER, primary_key=True)
+    """The WhatsApp user (`PermissionRecord.user`)."""
+    status: Mapped[str] = mapped_column(ENUM)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    requests: Mapped[list[str]] = mapped_column(JSON)
+    connected_calls: Mapped[list[str]] = mapped_column(JSON)
+    unanswered_in_a_row: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebhookLedgerRow(Base):
+    """Keys of processed webhook deliveries."""
+
+    __tablename__ = "webhook_ledger"
+
+    key: Mapped[str] = mapped_column(String(512), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
