@@ -104,7 +104,7 @@ def dominant_frequency(pcm: npt.NDArray[Any], rate: int = SAMPLE_RATE) -> float:
     return float(np.argmax(spectrum) * rate / samples.size)
 
 
-class AudioOut(MediaStreamTrack):  # type: ignore[misc]
+class AudioOut(MediaStreamTrack):
     """The user's microphone: silence, a tone or PCM (looped or once), paced at 20 ms per frame."""
 
     kind = "audio"
@@ -112,7 +112,7 @@ class AudioOut(MediaStreamTrack):  # type: ignore[misc]
     def __init__(self) -> None:
         super().__init__()
         self._pcm: PCM | None = None
-        self._loop = False
+        self._repeat = False
         self._position = 0
         self._tone: tuple[float, float] | None = None
         self._start: float | None = None
@@ -125,7 +125,7 @@ class AudioOut(MediaStreamTrack):  # type: ignore[misc]
         self._pcm, self._tone = None, (frequency, amplitude)
 
     def play_pcm(self, pcm: PCM, *, loop: bool = False) -> None:
-        self._tone, self._pcm, self._loop, self._position = None, pcm, loop, 0
+        self._tone, self._pcm, self._repeat, self._position = None, pcm, loop, 0
 
     def _next_samples(self) -> PCM:
         if self._tone is not None:
@@ -139,7 +139,7 @@ class AudioOut(MediaStreamTrack):  # type: ignore[misc]
         filled = 0
         while filled < FRAME_SAMPLES:
             if self._position >= pcm.size:
-                if not self._loop:
+                if not self._repeat:
                     self._pcm = None
                     break
                 self._position = 0
@@ -182,19 +182,20 @@ class Recorder:
 
     async def _run(self, track: MediaStreamTrack) -> None:
         resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-        self._wav = wave.open(str(self.path), "wb")
-        self._wav.setnchannels(1)
-        self._wav.setsampwidth(2)
-        self._wav.setframerate(SAMPLE_RATE)
+        self._wav = wav = wave.open(str(self.path), "wb")  # noqa: SIM115 (closed by stop())
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(SAMPLE_RATE)
         while True:
             try:
                 frame = await track.recv()
             except MediaStreamError:
                 return
+            assert isinstance(frame, av.AudioFrame)
             for out in resampler.resample(frame):
                 pcm = out.to_ndarray().reshape(-1).astype(np.int16)
                 self._chunks.append(pcm)
-                self._wav.writeframes(pcm.tobytes())
+                wav.writeframes(pcm.tobytes())
 
     def pcm(self) -> PCM:
         return np.concatenate(self._chunks) if self._chunks else np.zeros(0, dtype=np.int16)

@@ -35,11 +35,7 @@ def find_payload_type(sdp: str, encoding: str, clock_rate: int) -> int | None:
     """The payload type the first audio section maps to `encoding/clock_rate` (case-insensitive)."""
     for line in split_lines(sdp):
         match = _RTPMAP.match(line)
-        if (
-            match
-            and match.group(2).lower() == encoding.lower()
-            and int(match.group(3)) == clock_rate
-        ):
+        if match and match.group(2).lower() == encoding.lower() and int(match.group(3)) == clock_rate:
             return int(match.group(1))
     return None
 

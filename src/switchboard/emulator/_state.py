@@ -108,9 +108,7 @@ class Faults:
         self._queued.setdefault(action, []).extend(Fault("fail", status=status) for _ in range(count))
 
     def hang_next(self, action: str, seconds: float, *, count: int = 1) -> None:
-        self._queued.setdefault(action, []).extend(
-            Fault("hang", seconds=seconds) for _ in range(count)
-        )
+        self._queued.setdefault(action, []).extend(Fault("hang", seconds=seconds) for _ in range(count))
 
     def clear(self) -> None:
         self._queued.clear()
@@ -131,11 +129,7 @@ class PermissionRecord:
     last_request_message_id: str | None = None
 
     def current_status(self, now: float) -> PermissionStatus:
-        if (
-            self.status == "temporary"
-            and self.expiration_time is not None
-            and now >= self.expiration_time
-        ):
+        if self.status == "temporary" and self.expiration_time is not None and now >= self.expiration_time:
             self.status = "no_permission"
             self.expiration_time = None
         return self.status
@@ -222,7 +216,9 @@ class EmulatedCall(Protocol):
 
     call_id: str
     phone_number_id: str
-    direction: str
+
+    @property
+    def direction(self) -> str: ...
 
     def record_action(self, action: str, body: dict[str, Any]) -> None: ...
 

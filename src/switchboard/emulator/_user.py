@@ -119,7 +119,7 @@ class CallBase:
         self.states.append(state)
         self._event(state).set()
 
-    async def wait_state(self, state: str, timeout: float = 30.0) -> None:
+    async def wait_state(self, state: str, timeout: float = 30.0) -> None:  # noqa: ASYNC109
         """Wait until the call has reached `state` (it may have moved on since)."""
         await asyncio.wait_for(self._event(state).wait(), timeout)
 
@@ -162,9 +162,7 @@ class CallBase:
         }
         if self.biz_opaque_callback_data is not None:
             entry["biz_opaque_callback_data"] = self.biz_opaque_callback_data
-        return await self.emulator.webhooks.send(
-            self.number, "calls", statuses_value(self.number, [entry])
-        )
+        return await self.emulator.webhooks.send(self.number, "calls", statuses_value(self.number, [entry]))
 
     def _terminate_entry(self, status: str) -> dict[str, Any]:
         fields: dict[str, Any] = {}
@@ -297,7 +295,7 @@ class UserCall(CallBase):
         elif self.pc.connectionState in ("failed", "closed"):
             self._failed.set()
 
-    async def wait_connected(self, timeout: float = 20.0) -> None:
+    async def wait_connected(self, timeout: float = 20.0) -> None:  # noqa: ASYNC109
         """Wait for ICE + DTLS to be up; raises ConnectionError if the peer fails or closes."""
         done, _ = await asyncio.wait(
             [asyncio.ensure_future(e.wait()) for e in (self._connected, self._failed)],
@@ -410,15 +408,11 @@ class UserCall(CallBase):
         answer = await self.create_answer()
         if self.user.auto_tone is not None:
             self.play_tone(self.user.auto_tone)
-        await self._send_calls(
-            self._call_entry("connect", session={"sdp_type": "answer", "sdp": answer})
-        )
+        await self._send_calls(self._call_entry("connect", session={"sdp_type": "answer", "sdp": answer}))
         try:
             await self.wait_connected(self.emulator.connect_timeout)
         except ConnectionError:
-            await self._end(
-                "FAILED", errors=[{"code": 138019, "message": "Call setup failed"}]
-            )
+            await self._end("FAILED", errors=[{"code": 138019, "message": "Call setup failed"}])
             return
         self.start_time = self._now()
         permission = self.emulator.permission(self.phone_number_id, self.user.wa_id)
@@ -431,9 +425,7 @@ class UserCall(CallBase):
 class WhatsAppUser:
     """A scripted WhatsApp user: places calls, answers business calls, replies to permission requests."""
 
-    def __init__(
-        self, state: EmulatorState, wa_id: str, name: str, *, username: str | None = None
-    ) -> None:
+    def __init__(self, state: EmulatorState, wa_id: str, name: str, *, username: str | None = None) -> None:
         self.emulator = state
         self.wa_id = wa_id
         self.name = name
@@ -468,7 +460,7 @@ class WhatsAppUser:
         await call.start_user_initiated(deeplink_payload=deeplink_payload, cta_payload=cta_payload)
         return call
 
-    async def next_incoming(self, timeout: float = 30.0) -> UserCall:
+    async def next_incoming(self, timeout: float = 30.0) -> UserCall:  # noqa: ASYNC109
         return await asyncio.wait_for(self.incoming.get(), timeout)
 
     async def incoming_call(

@@ -173,15 +173,13 @@ class WebhookSender:
         if signature is not None:
             headers["X-Hub-Signature-256"] = signature
         try:
-            response = await self._client.post(
-                self.url, content=body, headers=headers, timeout=self.timeout
-            )
+            response = await self._client.post(self.url, content=body, headers=headers, timeout=self.timeout)
         except (httpx.HTTPError, OSError) as exc:
             log.info("webhook POST %s: %r", self.url, exc)
             return None
         return response.status_code
 
-    async def drain(self, timeout: float = 10.0) -> None:
+    async def drain(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
         """Wait for scheduled deliveries to finish."""
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=timeout)

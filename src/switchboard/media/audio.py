@@ -125,6 +125,9 @@ class OpusDecoder:
 
     def decode(self, payload: bytes) -> Pcm:
         """Samples of one payload (960 for a 20 ms frame); `MediaError` when libopus rejects the payload."""
+        if not payload:
+            # An empty packet would put FFmpeg's decoder in draining mode for good.
+            raise MediaError("empty Opus payload")
         try:
             frames = self._ctx.decode(av.Packet(payload))
         except av.FFmpegError as exc:
@@ -151,10 +154,19 @@ def _mono_s16(frame: av.AudioFrame) -> Pcm:
     return samples
 
 
+OPUS_SILENCE = b"\xf8\xff\xfe"
+"""A 20 ms fullband CELT frame (TOC config 31, RFC 6716 §3.1) that decodes to digital silence; the frame
+libwebrtc sends for silence. 3 bytes where libopus spends ~35 on encoded zeros at 32 kbit/s."""
+
+
 @functools.cache
 def silence_frame() -> bytes:
-    """One encoded 20 ms Opus frame of silence (computed once), e.g. to keep RTP flowing between prompts."""
-    return OpusEncoder().encode(np.zeros(FRAME_SAMPLES, dtype=np.int16))[0]
+    """One 20 ms Opus frame of silence, e.g. to keep RTP flowing between prompts (checked once to decode to
+    960 zero samples)."""
+    decoded = OpusDecoder().decode(OPUS_SILENCE)
+    if decoded.size != FRAME_SAMPLES or decoded.any():
+        return OpusEncoder().encode(np.zeros(FRAME_SAMPLES, dtype=np.int16))[0]
+    return OPUS_SILENCE
 
 
 def encode_source(source: AudioSource) -> tuple[bytes, ...]:

@@ -88,6 +88,11 @@ class OggOpusRecorder:
         stream.format = "s16"
         stream.bit_rate = bitrate
         stream.codec_context.options = {"application": "voip", "frame_duration": "20"}
+        try:
+            container.start_encoding()  # creates the file and writes the Ogg Opus headers now
+        except av.FFmpegError as exc:
+            container.close()
+            raise MediaError(f"cannot create recording {path}: {exc}") from exc
         self._container: av.container.OutputContainer | None = container
         self._stream = stream
         self._pending = np.zeros(FRAME_SAMPLES, dtype=np.int16)
@@ -117,7 +122,9 @@ class OggOpusRecorder:
 
     def close(self) -> tuple[int, int]:
         if self._container is not None:
-            if self._fill:
+            if self._fill or not self._samples_encoded:
+                # Pad the last frame; an empty recording gets one silent frame, since FFmpeg cannot open
+                # an Ogg Opus file that has headers but no audio page.
                 self._pending[self._fill :] = 0
                 self._encode(self._pending)
                 self._fill = 0

@@ -1,0 +1,21 @@
+"""Persistence: SQLAlchemy tables, the core's repositories, Alembic migrations."""
+
+from switchboard.store.base import Base, Database
+from switchboard.store.calls import CallLog, SqlCallRepository
+from switchboard.store.dialogs import SqlDialogRepository
+from switchboard.store.migrations_runner import migrate
+from switchboard.store.permissions import SqlPermissionRepository
+from switchboard.store.senders import SqlSenderDirectory
+from switchboard.store.webhook_ledger import SqlWebhookLedger
+
+__all__ = [
+    "Base",
+    "CallLog",
+    "Database",
+    "SqlCallRepository",
+    "SqlDialogRepository",
+    "SqlPermissionRepository",
+    "SqlSenderDirectory",
+    "SqlWebhookLedger",
+    "migrate",
+]

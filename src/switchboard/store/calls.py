@@ -213,7 +213,9 @@ class SqlCallRepository:
         """Finished calls' CDRs, most recently ended first, with the total count."""
         query = (
             select(CallLogRow)
-            .order_by(CallLogRow.end_time.desc().nulls_last(), CallLogRow.logged_at.desc(), CallLogRow.call_id)
+            .order_by(
+                CallLogRow.end_time.desc().nulls_last(), CallLogRow.logged_at.desc(), CallLogRow.call_id
+            )
             .offset(max(page, 0) * size)
             .limit(size)
         )

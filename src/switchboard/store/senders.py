@@ -46,7 +46,7 @@ class SqlSenderDirectory:
             return _from_row(row) if row else None
 
     async def by_display_number(self, number: str) -> Sender | None:
-        """The sender whose display number has the same digits as `number` (so `+`, spaces, dashes ignored)."""
+        """The sender whose display number has the digits of `number` (`+`, spaces, dashes ignored)."""
         wanted = digits(number)
         if not wanted:
             return None

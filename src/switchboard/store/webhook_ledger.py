@@ -15,7 +15,7 @@ class SqlWebhookLedger:
         self._db = db
 
     async def first_time(self, key: str) -> bool:
-        """Record `key`; True if it was not recorded before. Atomic: of concurrent callers exactly one wins."""
+        """Record `key`; True if it was not recorded before. Atomic: of concurrent callers, one wins."""
         statement = insert_on_conflict(
             self._db.dialect,
             WebhookLedgerRow,

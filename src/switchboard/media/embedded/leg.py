@@ -55,6 +55,7 @@ from switchboard.media.engine import (
     RecordingFormat,
 )
 from switchboard.media.inband import InbandDtmfDetector
+from switchboard.media.recording import OggOpusRecorder, WavRecorder
 from switchboard.media.rfc4733 import DIGITS, DtmfReceiver, DtmfSender
 
 if TYPE_CHECKING:
@@ -275,8 +276,6 @@ class EmbeddedLeg:
 
     async def start_recording(self, path: Path, *, fmt: RecordingFormat, recording_id: str) -> None:
         self._check_open("record")
-        from switchboard.media.recording import OggOpusRecorder, WavRecorder
-
         self._finish_recording()
         path.parent.mkdir(parents=True, exist_ok=True)
         recorder: _Recorder = WavRecorder(path) if fmt is RecordingFormat.WAV else OggOpusRecorder(path)

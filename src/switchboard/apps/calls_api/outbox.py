@@ -1,0 +1,245 @@
+"""Durable webhook delivery: events are rows in `webhook_outbox` before anyone is told; one loop sends them.
+
+Order and isolation. Rows are delivered oldest first per *stream*, a stream being one subscription's view of
+one call (`(subscription_id, call_id)`): a call's later event is never sent to a subscription before its
+earlier one was delivered (or given up). Streams are independent, so an unreachable application delays only
+its own events, never another subscription's or another call's.
+
+Retries. A non-2xx answer, a timeout or a refused connection schedules the next attempt after
+`base_delay * 2**(attempts-1)` seconds (1 s, 2 s, 4 s, ... by default), capped at `max_delay` (5 min), with
+±20 % jitter; after `give_up_after` (24 h) from the event the row is marked failed and logged, and the
+stream moves on. Rows survive a restart: the loop resumes whatever is pending in the table.
+
+Signing (subscription security).
+- BASIC: `Authorization: Basic base64(username:password)`.
+- HMAC: `X-Timestamp: <unix seconds>` and `X-HMAC-Signature` = `X-Signature` =
+  `<alg>=<hex HMAC(secretKey, body)>`, where `body` is the exact bytes of the request body and `<alg>` is
+  the digest of the subscription's `algorithm` (the SDK's `HmacAlgorithm`: `HMAC_SHA_256` → `sha256`, the
+  default; `HMAC_SHA_1` → `sha1`, `HMAC_SHA_512` → `sha512`, ...). A receiver recomputes the HMAC over the
+  raw body and compares in constant time; it may reject timestamps far from its clock to limit replays.
+Every request carries `Content-Type: application/json`, the subscription's custom headers and
+`X-Event-Id: <outbox row id>` (the same on retries, so a receiver can drop duplicates).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+
+from switchboard.httpapi.urls import UnsafeUrl, check_url_target
+from switchboard.store.base import Database
+from switchboard.store.calls_api import WebhookOutboxRow, utc
+
+log = logging.getLogger(__name__)
+
+DIGESTS: dict[str, str] = {
+    "HMAC_MD5": "md5",
+    "HMAC_SHA_1": "sha1",
+    "HMAC_SHA_224": "sha224",
+    "HMAC_SHA_256": "sha256",
+    "HMAC_SHA_384": "sha384",
+    "HMAC_SHA_512": "sha512",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    base_delay: float = 1.0
+    max_delay: float = 300.0
+    give_up_after: float = 24 * 3600.0
+    timeout: float = 5.0
+    jitter: float = 0.2
+
+    def delay(self, attempts: int) -> float:
+        """Seconds to wait after the `attempts`-th failed attempt."""
+        raw = min(self.max_delay, self.base_delay * 2 ** max(0, attempts - 1))
+        return raw * (1 + random.uniform(-self.jitter, self.jitter))
+
+
+def sign(body: bytes, secret: str, algorithm: str | None) -> str:
+    """`<alg>=<hex HMAC(secret, body)>` as sent in `X-HMAC-Signature` / `X-Signature`."""
+    digest = DIGESTS.get(algorithm or "HMAC_SHA_256", "sha256")
+    mac = hmac.new(secret.encode(), body, digest).hexdigest()
+    return f"{digest}={mac}"
+
+
+def auth_headers(security: Mapping[str, Any] | None, body: bytes, now: datetime) -> dict[str, str]:
+    """Headers for a subscription profile's `security` (stored as the normalised wire JSON)."""
+    if not security:
+        return {}
+    creds = security.get("credentials") or {}
+    kind = security.get("type")
+    if kind == "BASIC":
+        token = base64.b64encode(f"{creds.get('username')}:{creds.get('password')}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
+    if kind == "HMAC":
+        signature = sign(body, str(creds.get("secretKey", "")), creds.get("algorithm"))
+        return {
+            "X-HMAC-Signature": signature,
+            "X-Signature": signature,
+            "X-Timestamp": str(int(now.timestamp())),
+        }
+    return {}
+
+
+class Outbox:
+    """Stores events for delivery and delivers them (`run`, the one background task)."""
+
+    def __init__(
+        self,
+        db: Database,
+        http: httpx.AsyncClient,
+        *,
+        profiles: Callable[[str], Awaitable[dict[str, Any] | None]],
+        allow_private_urls: bool,
+        clock: Callable[[], datetime],
+        retry: RetryPolicy,
+        concurrency: int = 16,
+    ) -> None:
+        self._db = db
+        self._http = http
+        self._profiles = profiles
+        self._allow_private = allow_private_urls
+        self._now = clock
+        self._retry = retry
+        self._wake = asyncio.Event()
+        self._limit = asyncio.Semaphore(concurrency)
+        self._inflight: set[tuple[str, str | None]] = set()
+
+    def wake(self) -> None:
+        """A row was added: deliver now instead of at the next due time."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Deliver due rows until cancelled; sleep until the next due row or a `wake()`.
+
+        Each stream has at most one attempt in flight; attempts run as tasks of this loop's TaskGroup,
+        so a slow receiver delays nothing but its own stream.
+        """
+        async with asyncio.TaskGroup() as tg:
+            while True:
+                self._wake.clear()
+                try:
+                    next_due = await self._dispatch(tg)
+                except Exception:
+                    log.exception("webhook delivery pass failed")
+                    next_due = 1.0
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=next_due)
+                except TimeoutError:
+                    pass
+
+    async def _heads(self) -> list[WebhookOutboxRow]:
+        """The oldest pending row of every stream."""
+        async with self._db.session() as s:
+            pending = (WebhookOutboxRow.delivered_at.is_(None)) & (WebhookOutboxRow.failed_at.is_(None))
+            heads = (
+                select(func.min(WebhookOutboxRow.id))
+                .where(pending)
+                .group_by(WebhookOutboxRow.subscription_id, WebhookOutboxRow.call_id)
+            )
+            rows = await s.scalars(
+                select(WebhookOutboxRow)
+                .where(WebhookOutboxRow.id.in_(heads))
+                .order_by(WebhookOutboxRow.id)
+            )
+            return list(rows)
+
+    async def _dispatch(self, tg: asyncio.TaskGroup) -> float | None:
+        """Start an attempt for every due head not in flight; return seconds until the next is due."""
+        now = self._now()
+        waits: list[float] = []
+        for row in await self._heads():
+            key = (row.subscription_id, row.call_id)
+            if key in self._inflight:
+                continue
+            due_in = (utc(row.next_attempt_at) - now).total_seconds()
+            if due_in > 0:
+                waits.append(due_in)
+                continue
+            self._inflight.add(key)
+            tg.create_task(self._attempt(row, key))
+        return min(waits) if waits else None
+
+    async def _attempt(self, row: WebhookOutboxRow, key: tuple[str, str | None]) -> None:
+        try:
+            async with self._limit:
+                error = await self._post(row)
+            await self._record(row, error)
+        except Exception:
+            log.exception("webhook %s: delivery attempt failed unexpectedly", row.id)
+        finally:
+            self._inflight.discard(key)
+            self._wake.set()
+
+    async def _record(self, row: WebhookOutboxRow, error: str | None) -> None:
+        now = self._now()
+        async with self._db.session() as s:
+            fresh = await s.get(WebhookOutboxRow, row.id)
+            if fresh is None:
+                return
+            fresh.attempts += 1
+            if error is None:
+                fresh.delivered_at = now
+                fresh.last_error = None
+                return
+            fresh.last_error = error[:2000]
+            age = (now - utc(fresh.created_at)).total_seconds()
+            if age >= self._retry.give_up_after:
+                fresh.failed_at = now
+                log.error(
+                    "giving up webhook %s (%s of call %s) to %s after %d attempts: %s",
+                    fresh.id,
+                    fresh.event_type,
+                    fresh.call_id,
+                    fresh.url,
+                    fresh.attempts,
+                    error,
+                )
+            else:
+                fresh.next_attempt_at = now + timedelta(seconds=self._retry.delay(fresh.attempts))
+                log.info(
+                    "webhook %s to %s failed (attempt %d): %s",
+                    fresh.id,
+                    fresh.url,
+                    fresh.attempts,
+                    error,
+                )
+
+    async def _post(self, row: WebhookOutboxRow) -> str | None:
+        """POST the row; None on a 2xx, otherwise what went wrong."""
+        try:
+            await check_url_target(row.url, "notifyUrl", allow_private=self._allow_private)
+        except UnsafeUrl as exc:
+            return str(exc)
+        profile = await self._profiles(row.subscription_id)
+        if profile is None:
+            return "the subscription was deleted"
+        body = row.body.encode()
+        headers = {"Content-Type": "application/json", "X-Event-Id": str(row.id)}
+        webhook = profile.get("webhook") or {}
+        raw_headers = webhook.get("headers") or {}
+        if isinstance(raw_headers, list):
+            raw_headers = {h["key"]: h["value"] for h in raw_headers}
+        headers.update({str(k): str(v) for k, v in raw_headers.items()})
+        headers.update(auth_headers(profile.get("security"), body, self._now()))
+        try:
+            response = await self._http.post(
+                row.url, content=body, headers=headers, timeout=self._retry.timeout
+            )
+        except httpx.HTTPError as exc:
+            return f"{type(exc).__name__}: {exc}" or type(exc).__name__
+        if 200 <= response.status_code < 300:
+            return None
+        return f"HTTP {response.status_code}: {response.text[:200]}"

@@ -1,0 +1,81 @@
+"""`switchboard serve | demo | emulator ...`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from switchboard.config import ConfigError, Settings, load_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="switchboard", description=__doc__)
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the server")
+    serve.add_argument("--config", type=Path, help="a TOML configuration file")
+    serve.add_argument("--host", help="address to listen on (overrides [server] host)")
+    serve.add_argument("--port", type=int, help="port to listen on (overrides [server] port)")
+
+    demo = sub.add_parser("demo", help="server + Meta emulator + a sample app, to try by ear")
+    demo.add_argument("--port", type=int, default=8080, help="the server's port")
+    demo.add_argument("--emulator-port", type=int, default=8081)
+    demo.add_argument("--app-port", type=int, default=8082)
+    demo.add_argument("--data-dir", type=Path, default=Path("switchboard-data"))
+
+    emulator = sub.add_parser("emulator", help="the Meta Cloud API emulator (run, call, ...)")
+    emulator.add_argument("args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def _serve_settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, dict[str, object]] = {"server": {}}
+    if args.host:
+        overrides["server"]["host"] = args.host
+    if args.port is not None:
+        overrides["server"]["port"] = args.port
+    return load_settings(args.config, overrides=overrides)
+
+
+async def _serve(settings: Settings) -> None:
+    from switchboard.server import Server
+
+    server = Server(settings)
+    print(f"Switchboard listening on {server.url}  (API docs: {server.url}/docs)", flush=True)
+    print(f"database: {settings.database_url}", flush=True)
+    if not settings.api.keys:
+        print("warning: no API keys configured ([api] keys): every API request is refused", flush=True)
+    await server.serve()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "serve":
+            asyncio.run(_serve(_serve_settings(args)))
+        elif args.command == "demo":
+            from switchboard.demo.run import run_demo
+
+            asyncio.run(run_demo(args.port, args.emulator_port, args.app_port, args.data_dir))
+        elif args.command == "emulator":
+            from switchboard.emulator.cli import main as emulator_main
+
+            return emulator_main(args.args)
+    except ConfigError as exc:
+        print(f"switchboard: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    except OSError as exc:
+        print(f"switchboard: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

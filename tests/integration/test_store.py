@@ -1,0 +1,407 @@
+"""The store against real databases: SQLite (a temporary file) and PostgreSQL (a throw-away database).
+
+PostgreSQL is expected at postgresql://postgres@127.0.0.1:5432/test (trust auth); each test creates its own
+`sb_test_<random>` database and drops it afterwards, so runs are repeatable and never clash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, inspect, text
+
+from switchboard.core.models import (
+    Call,
+    CallError,
+    CallState,
+    Dialog,
+    DialogState,
+    Direction,
+    Endpoint,
+    EndpointType,
+    ErrorCode,
+    HangupSource,
+    InboundAction,
+    InboundConfiguration,
+    PermissionStatus,
+    Sender,
+)
+from switchboard.core.ports import (
+    CallRepository,
+    DialogRepository,
+    PermissionRecord,
+    PermissionRepository,
+    SenderDirectory,
+    WebhookLedger,
+)
+from switchboard.store import (
+    Database,
+    SqlCallRepository,
+    SqlDialogRepository,
+    SqlPermissionRepository,
+    SqlSenderDirectory,
+    SqlWebhookLedger,
+    migrate,
+)
+from switchboard.store.migrations_runner import target_metadata
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+PG_ASYNC = "postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+CORE_TABLES = {"calls", "call_logs", "dialogs", "senders", "call_permissions", "webhook_ledger"}
+CEST = timezone(timedelta(hours=2))
+
+
+async def _pg_admin() -> Any:
+    import asyncpg
+
+    try:
+        return await asyncio.wait_for(asyncpg.connect(PG_ADMIN), timeout=5)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN}: {exc!r}")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database's URL."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'switchboard.db'}"
+        return
+    admin = await _pg_admin()
+    name = f"sb_test_{uuid.uuid4().hex[:12]}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ASYNC.format(name=name)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+async def db(url: str) -> AsyncIterator[Database]:
+    await migrate(url)
+    database = Database(url)
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+T0 = datetime(2026, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+def make_call(call_id: str = "call-1", **changes: object) -> Call:
+    call = Call(
+        id=call_id,
+        endpoint=Endpoint(EndpointType.WHATSAPP, phone_number="447700900001", display_name="Ana"),
+        direction=Direction.INBOUND,
+        from_="447700900001",
+        to="15550100000",
+        state=CallState.RINGING,
+        calls_configuration_id="cfg-1",
+        application_id="app-1",
+        sender_id="pnid-1",
+        external_id=f"wacid.{call_id}",
+        custom_data={"orderId": "42", "note": "ünïcödé"},
+        parent_call_id="parent-1",
+        dialog_id="dialog-1",
+        start_time=T0.astimezone(CEST),  # a non-UTC zone: must come back as the same instant, in UTC
+        ringing_time=T0 + timedelta(seconds=1),
+        media={"codec": "opus", "rtt_ms": 12.5, "packets": {"lost": 0, "received": 100}},
+    )
+    for name, value in changes.items():
+        setattr(call, name, value)
+    return call
+
+
+def finish(call: Call, *, answered: bool = True) -> Call:
+    call.state = CallState.FINISHED if answered else CallState.NO_ANSWER
+    if answered:
+        call.answer_time = T0 + timedelta(seconds=5)
+    call.end_time = T0 + timedelta(seconds=65)
+    call.hangup_source = HangupSource.ENDPOINT
+    call.error = CallError(ErrorCode.NORMAL_HANGUP, "Normal hangup")
+    return call
+
+
+def test_repositories_satisfy_the_core_protocols() -> None:
+    db = Database("sqlite+aiosqlite://")
+    calls: CallRepository = SqlCallRepository(db)
+    dialogs: DialogRepository = SqlDialogRepository(db)
+    permissions: PermissionRepository = SqlPermissionRepository(db)
+    senders: SenderDirectory = SqlSenderDirectory(db)
+    ledger: WebhookLedger = SqlWebhookLedger(db)
+    assert all((calls, dialogs, permissions, senders, ledger))
+
+
+async def test_migrate_from_empty_to_head_matches_the_models(url: str) -> None:
+    await migrate(url)
+    await migrate(url)  # idempotent: already at head
+    database = Database(url)
+    try:
+        async with database.engine.connect() as connection:
+
+            def check(sync: Connection) -> None:
+                tables = set(inspect(sync).get_table_names())
+                assert CORE_TABLES <= tables
+                assert {ix["name"] for ix in inspect(sync).get_indexes("calls")} >= {
+                    "ix_calls_external_id",
+                    "ix_calls_state",
+                    "ix_calls_start_time",
+                }
+                assert sync.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
+                diff = compare_metadata(MigrationContext.configure(sync), target_metadata())
+                assert diff == [], (
+                    "the migrations lag the models; run: python -m switchboard.store regenerate"
+                )
+
+            await connection.run_sync(check)
+    finally:
+        await database.close()
+
+
+async def test_call_upsert_round_trip_keeps_every_field(db: Database) -> None:
+    calls = SqlCallRepository(db)
+    call = make_call()
+    await calls.save(call)
+
+    loaded = await calls.get("call-1")
+    assert loaded == call
+    assert loaded is not None
+    for stamp in (loaded.start_time, loaded.ringing_time):
+        assert stamp is not None
+        assert stamp.tzinfo is not None
+        assert stamp.utcoffset() == timedelta(0)
+    assert loaded.start_time == T0
+
+    call.state = CallState.ESTABLISHED
+    call.answer_time = T0 + timedelta(seconds=5)
+    call.media = {"codec": "opus", "mos": 4.3}
+    call.custom_data = {"orderId": "43"}
+    await calls.save(call)
+    assert await calls.get("call-1") == call
+    assert await calls.find_by_external_id("wacid.call-1") == call
+    assert await calls.find_by_external_id("wacid.nope") is None
+    assert await calls.get("nope") is None
+    assert await calls.get_log("call-1") is None  # not final yet
+
+
+async def test_call_with_only_required_fields(db: Database) -> None:
+    calls = SqlCallRepository(db)
+    call = Call(
+        id="bare",
+        endpoint=Endpoint(EndpointType.WEBRTC, identity="alice"),
+        direction=Direction.OUTBOUND,
+        from_="alice",
+        to="bob",
+    )
+    await calls.save(call)
+    assert await calls.get("bare") == call
+
+
+async def test_call_log_is_written_once_at_the_final_state(db: Database) -> None:
+    calls = SqlCallRepository(db)
+    call = make_call()
+    await calls.save(call)
+    call.state = CallState.ESTABLISHED
+    call.answer_time = T0 + timedelta(seconds=5)
+    await calls.save(call)
+    assert await calls.history() == ([], 0)
+
+    await calls.save(finish(call))
+    log = await calls.get_log("call-1")
+    assert log is not None
+    assert log.state is CallState.FINISHED
+    assert log.duration == 60
+    assert log.ring_duration == 5
+    assert log.error == CallError(ErrorCode.NORMAL_HANGUP, "Normal hangup")
+    assert log.hangup_source is HangupSource.ENDPOINT
+    assert log.endpoint == call.endpoint
+    assert (log.from_, log.to, log.sender_id) == ("447700900001", "15550100000", "pnid-1")
+    assert log.calls_configuration_id == "cfg-1"
+    assert log.custom_data == {"orderId": "42", "note": "ünïcödé"}
+    assert log.end_time == T0 + timedelta(seconds=65)
+    assert log.end_time is not None and log.end_time.tzinfo is not None
+
+    # Saved again after the end (a late media report, say): the call updates, the CDR does not.
+    call.media = {"late": True}
+    call.error = CallError(ErrorCode.MEDIA_FAILURE, "changed afterwards")
+    await calls.save(call)
+    assert (await calls.get("call-1")) == call
+    assert await calls.get_log("call-1") == log
+    logs, total = await calls.history()
+    assert total == 1
+    assert list(logs) == [log]
+
+
+async def test_list_pages_newest_first_and_filters_active(db: Database) -> None:
+    calls = SqlCallRepository(db)
+    for i in range(5):
+        call = make_call(f"c{i}", start_time=T0 + timedelta(minutes=i))
+        if i % 2 == 0:
+            finish(call)
+        await calls.save(call)
+
+    everything, total = await calls.list()
+    assert total == 5
+    assert [c.id for c in everything] == ["c4", "c3", "c2", "c1", "c0"]
+    page, total = await calls.list(page=1, size=2)
+    assert (total, [c.id for c in page]) == (5, ["c2", "c1"])
+    active, total = await calls.list(active=True)
+    assert (total, [c.id for c in active]) == (2, ["c3", "c1"])
+    ended, total = await calls.list(active=False, size=2)
+    assert (total, [c.id for c in ended]) == (3, ["c4", "c2"])
+    logs, total = await calls.history(page=0, size=2)
+    assert total == 3
+    assert len(logs) == 2
+
+
+async def test_dialog_round_trip_and_list(db: Database) -> None:
+    dialogs = SqlDialogRepository(db)
+    first = Dialog("d1", "p1", "c1", start_time=T0)
+    second = Dialog(
+        "d2",
+        "p2",
+        "c2",
+        state=DialogState.FAILED,
+        calls_configuration_id="cfg",
+        start_time=T0 + timedelta(minutes=1),
+        establish_time=T0 + timedelta(minutes=1, seconds=3),
+        end_time=T0 + timedelta(minutes=2),
+        error=CallError(ErrorCode.MEDIA_FAILURE, "no media"),
+    )
+    await dialogs.save(first)
+    await dialogs.save(second)
+    assert await dialogs.get("d2") == second
+    first.state = DialogState.ESTABLISHED
+    first.establish_time = T0 + timedelta(seconds=2)
+    await dialogs.save(first)
+    assert await dialogs.get("d1") == first
+    assert await dialogs.get("nope") is None
+    listed, total = await dialogs.list()
+    assert (total, [d.id for d in listed]) == (2, ["d2", "d1"])
+    assert [d.id for d in (await dialogs.list(active=True))[0]] == ["d1"]
+    assert [d.id for d in (await dialogs.list(active=False))[0]] == ["d2"]
+
+
+async def test_permission_history_round_trip(db: Database) -> None:
+    permissions = SqlPermissionRepository(db)
+    assert await permissions.get("pnid-1", "447700900001") is None
+    record = PermissionRecord(
+        sender_id="pnid-1",
+        user="447700900001",
+        status=PermissionStatus.TEMPORARY,
+        expires_at=T0 + timedelta(days=7),
+        requests=[T0, (T0 + timedelta(hours=1)).astimezone(CEST)],
+        connected_calls=[T0 + timedelta(minutes=3)],
+        unanswered_in_a_row=2,
+        updated_at=T0,
+    )
+    await permissions.save(record)
+    loaded = await permissions.get("pnid-1", "447700900001")
+    assert loaded == record
+    assert loaded is not None
+    assert all(t.utcoffset() == timedelta(0) for t in loaded.requests + loaded.connected_calls)
+
+    record.status = PermissionStatus.PERMANENT
+    record.expires_at = None
+    record.requests = []
+    record.unanswered_in_a_row = 0
+    await permissions.save(record)
+    assert await permissions.get("pnid-1", "447700900001") == record
+    assert await permissions.get("pnid-2", "447700900001") is None
+
+
+async def test_ledger_first_time_then_not(db: Database) -> None:
+    ledger = SqlWebhookLedger(db)
+    assert await ledger.first_time("wamid.1") is True
+    assert await ledger.first_time("wamid.1") is False
+    assert await ledger.first_time("wamid.2") is True
+
+
+async def test_ledger_is_atomic_under_concurrency(db: Database) -> None:
+    ledger = SqlWebhookLedger(db)
+    results = await asyncio.gather(*(ledger.first_time("wamid.race") for _ in range(20)))
+    assert sorted(results) == [False] * 19 + [True]
+
+
+async def test_ledger_prune(db: Database) -> None:
+    ledger = SqlWebhookLedger(db)
+    await ledger.first_time("old")
+    assert await ledger.prune(timedelta(hours=1)) == 0
+    assert await ledger.prune(datetime.now(UTC) + timedelta(seconds=1)) == 1
+    assert await ledger.first_time("old") is True
+
+
+def make_sender(pnid: str = "pnid-1", display: str = "+1 555-010-0000") -> Sender:
+    return Sender(
+        phone_number_id=pnid,
+        display_phone_number=display,
+        waba_id="waba-1",
+        access_token="token",
+        app_secret="secret",
+        verify_token="verify",
+        graph_api_url="http://127.0.0.1:9000",
+        inbound=InboundConfiguration(InboundAction.IVR_SCENARIO, scenario_id="scn-1"),
+    )
+
+
+async def test_sender_directory(db: Database) -> None:
+    senders = SqlSenderDirectory(db)
+    first = make_sender()
+    second = make_sender("pnid-2", "447700900123")
+    await senders.save(first)
+    await senders.save(second)
+    assert await senders.get("pnid-1") == first
+    assert await senders.by_display_number("15550100000") == first
+    assert await senders.by_display_number("+15550100000") == first
+    assert await senders.by_display_number("+447700900123") == second
+    assert await senders.by_display_number("+1555") is None
+    assert await senders.by_display_number("+") is None
+    assert [s.phone_number_id for s in await senders.list()] == ["pnid-1", "pnid-2"]
+
+    moved = Sender(
+        **{
+            **{name: getattr(first, name) for name in first.__slots__},
+            "display_phone_number": "+1 555 010 9999",
+            "inbound": InboundConfiguration(InboundAction.SUBSCRIPTION, calls_configuration_id="cfg-9"),
+        }
+    )
+    await senders.save(moved)
+    assert await senders.get("pnid-1") == moved
+    assert await senders.by_display_number("+15550100000") is None
+    assert await senders.by_display_number("15550109999") == moved
+
+    assert await senders.delete("pnid-1") is True
+    assert await senders.delete("pnid-1") is False
+    assert await senders.get("pnid-1") is None
+    assert [s.phone_number_id for s in await senders.list()] == ["pnid-2"]
+
+
+async def test_restart_keeps_finished_calls(url: str) -> None:
+    await migrate(url)
+    first = Database(url)
+    call = finish(make_call())
+    try:
+        await SqlCallRepository(first).save(call)
+        await SqlWebhookLedger(first).first_time("wamid.1")
+    finally:
+        await first.close()
+
+    await migrate(url)  # a restarted server migrates again: a no-op at head
+    second = Database(url)
+    try:
+        calls = SqlCallRepository(second)
+        assert await calls.get("call-1") == call
+        assert (await calls.get_log("call-1")) is not None
+        assert (await calls.list(active=False))[1] == 1
+        assert await SqlWebhookLedger(second).first_time("wamid.1") is False
+    finally:
+        await second.close()
