@@ -74,7 +74,7 @@ class WavRecorder:
 
 
 class OggOpusRecorder:
-    """Opus in Ogg (RFC 7845), encoded frame by frame (~230 µs per 20 ms frame on the event loop)."""
+    """Opus in Ogg (RFC 7845), encoded frame by frame (~150 µs per 20 ms of audio, on the caller's thread)."""
 
     def __init__(self, path: Path, bitrate: int = 32000) -> None:
         self._path = path

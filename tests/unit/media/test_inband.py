@@ -155,3 +155,16 @@ def test_feed_returns_on_tone_end_not_before() -> None:
     [(digit, duration)] = detector.feed(to_pcm(silence(60)))
     assert digit == "4"
     assert abs(duration - 100) <= 15
+
+
+def test_detected_after_opus_round_trip() -> None:
+    # What the engine does: decode the peer's Opus, then detect.
+    from switchboard.media.audio import OpusDecoder, OpusEncoder
+
+    packets = OpusEncoder().encode(to_pcm(sequence("147*", tone_ms=60, gap_ms=50)))
+    decoder = OpusDecoder()
+    detector = InbandDtmfDetector()
+    results: list[tuple[str, int]] = []
+    for packet in packets:
+        results += detector.feed(decoder.decode(packet))
+    assert [d for d, _ in results + detector.flush()] == list("147*")
