@@ -86,7 +86,12 @@ async def regenerate_initial(message: str = "initial schema") -> Path:
     Only for while there is a single revision: it deletes every existing revision file first.
     """
     versions = MIGRATIONS / "versions"
-    for old in versions.glob("*.py"):
+    existing = sorted(versions.glob("*.py"))
+    if len(existing) > 1:
+        raise RuntimeError(
+            f"{len(existing)} revisions exist; add a new one instead: alembic revision --autogenerate -m ..."
+        )
+    for old in existing:
         old.unlink()
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{Path(tmp) / 'empty.db'}"

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 15:00:19.998961
+Create Date: 2026-11-25 15:02:25.107094
 """
 
 from __future__ import annotations
