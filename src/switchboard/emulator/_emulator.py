@@ -8,7 +8,6 @@ import socket
 import tempfile
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -16,7 +15,7 @@ from fastapi import FastAPI
 from ._control import add_control_routes
 from ._graph import create_graph_app
 from ._phone import add_phone_routes
-from ._state import BusinessNumber, EmulatorState, PermissionRecord
+from ._state import BusinessNumber, EmulatorState, Faults, PermissionRecord, RecordedRequest
 from ._user import WhatsAppUser, close_call
 from ._webhooks import WebhookSender
 
@@ -89,11 +88,13 @@ class MetaEmulator:
         return self.state.permission(phone_number_id, wa_id)
 
     @property
-    def faults(self) -> Any:
+    def faults(self) -> Faults:
+        """`faults.fail_next(action, status=500, count=1)`, `faults.hang_next(action, seconds)`."""
         return self.state.faults
 
     @property
-    def requests(self) -> list[Any]:
+    def requests(self) -> list[RecordedRequest]:
+        """Every Graph API request, in order; each unpacks as `(method, path, json)`."""
         return self.state.requests
 
     @property

@@ -52,6 +52,12 @@ class GraphError(Exception):
         details: str | None = None,
         error_type: str = "OAuthException",
     ) -> None:
+        if code >= 130000 and not message.startswith("("):
+            message = f"(#{code}) {message}"
+        if code >= 130000 and error_subcode is None:
+            error_subcode = code  # calling errors: the brief's shape always carries a subcode
+        if code >= 130000 and details is None:
+            details = message
         super().__init__(message)
         self.http_status = http_status
         self.code = code
