@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +30,14 @@ PageParam = Annotated[int, Query(ge=0, description="Page number, from 0.")]
 SizeParam = Annotated[int, Query(ge=1, le=1000, description="Results per page.")]
 
 
+def _fresh(path: Path, max_age: int | None) -> bool:
+    try:
+        mtime = path.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    return max_age is None or time.time() - mtime < max_age
+
+
 @dataclass(slots=True)
 class Context:
     control: CallControl
@@ -44,8 +55,11 @@ class Context:
     def url_cache_dir(self) -> Path:
         return self.files_dir / "url-cache"
 
-    async def fetch_url(self, url: str) -> Path:
-        """Download audio at `url` (SSRF-checked) into the cache, once per URL; return the local path."""
+    async def fetch_url(self, url: str, cache_duration: int | None = None) -> Path:
+        """Download audio at `url` (SSRF-checked) into the cache and return the local path.
+
+        A cached copy is reused while it is younger than `cache_duration` seconds (always, if None).
+        """
         try:
             await check_url_target(url, "content.fileUrl", allow_private=self.allow_private_urls)
         except UnsafeUrl as exc:
@@ -54,10 +68,10 @@ class Context:
         suffix = Path(url.split("?", 1)[0]).suffix.lower()
         suffix = suffix if suffix in (".wav", ".mp3", ".ogg", ".opus", ".flac", ".m4a") else ".audio"
         path = self.url_cache_dir / f"{key}{suffix}"
-        if path.exists():
+        if await asyncio.to_thread(_fresh, path, cache_duration):
             return path
         self.url_cache_dir.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(path.suffix + ".part")
+        partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}.part")
         try:
             async with self.http.stream("GET", url, timeout=15.0, follow_redirects=False) as resp:
                 if resp.status_code != 200:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
+import contextlib
 import hmac
 import logging
 import random
@@ -63,7 +63,7 @@ class RetryPolicy:
 
     def delay(self, attempts: int) -> float:
         """Seconds to wait after the `attempts`-th failed attempt."""
-        raw = min(self.max_delay, self.base_delay * 2 ** max(0, attempts - 1))
+        raw = min(self.max_delay, self.base_delay * 2.0 ** max(0, attempts - 1))
         return raw * (1 + random.uniform(-self.jitter, self.jitter))
 
 
@@ -135,10 +135,8 @@ class Outbox:
                 except Exception:
                     log.exception("webhook delivery pass failed")
                     next_due = 1.0
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=next_due)
-                except TimeoutError:
-                    pass
 
     async def _heads(self) -> list[WebhookOutboxRow]:
         """The oldest pending row of every stream."""
@@ -150,9 +148,7 @@ class Outbox:
                 .group_by(WebhookOutboxRow.subscription_id, WebhookOutboxRow.call_id)
             )
             rows = await s.scalars(
-                select(WebhookOutboxRow)
-                .where(WebhookOutboxRow.id.in_(heads))
-                .order_by(WebhookOutboxRow.id)
+                select(WebhookOutboxRow).where(WebhookOutboxRow.id.in_(heads)).order_by(WebhookOutboxRow.id)
             )
             return list(rows)
 
@@ -239,7 +235,7 @@ class Outbox:
                 row.url, content=body, headers=headers, timeout=self._retry.timeout
             )
         except httpx.HTTPError as exc:
-            return f"{type(exc).__name__}: {exc}" or type(exc).__name__
+            return f"{type(exc).__name__}: {exc}"
         if 200 <= response.status_code < 300:
             return None
         return f"HTTP {response.status_code}: {response.text[:200]}"

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 15:02:25.107094
+Create Date: 2026-11-25 15:09:07.753598
 """
 
 from __future__ import annotations

@@ -1,0 +1,192 @@
+"""`CallsApi`: the Infobip-compatible Calls API application, composed from its routers and its outbox.
+
+The composition root wires it:
+
+    api = CallsApi(control, db, http, files_dir=..., allow_private_urls=...)
+    api.register()                                   # takes inbound calls forwarded to a SUBSCRIPTION
+    bus.subscribe(api.on_event)                      # events become outbox rows before publish returns
+    app.include_router(api.router, dependencies=[Depends(require_api_key)])
+    task_group.create_task(api.run())                # the webhook delivery loop; cancelled on shutdown
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import APIRouter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from switchboard.apps.calls_api import calls, configurations, files
+from switchboard.apps.calls_api.context import Context
+from switchboard.apps.calls_api.mapping import endpoint_model, envelope, event_name, platform_model
+from switchboard.apps.calls_api.outbox import Outbox, RetryPolicy
+from switchboard.apps.calls_api.schemas import CallRecordingModel, RecordingFileModel
+from switchboard.core import events as ev
+from switchboard.core.control import CallControl
+from switchboard.core.models import InboundAction
+from switchboard.store.base import Database
+from switchboard.store.calls_api import (
+    CallIndexRow,
+    CallRecordingRow,
+    DialogIndexRow,
+    WebhookOutboxRow,
+)
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class CallsApi:
+    """REST routes (`router`), the event handler (`on_event`) and the delivery loop (`run`)."""
+
+    def __init__(
+        self,
+        control: CallControl,
+        db: Database,
+        http: httpx.AsyncClient,
+        *,
+        files_dir: Path,
+        allow_private_urls: bool,
+        clock: Callable[[], datetime] = utcnow,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._control = control
+        self._ctx = Context(
+            control=control,
+            db=db,
+            http=http,
+            files_dir=files_dir,
+            allow_private_urls=allow_private_urls,
+            clock=clock,
+        )
+        self._outbox = Outbox(
+            db,
+            http,
+            profiles=self._profile,
+            allow_private_urls=allow_private_urls,
+            clock=clock,
+            retry=retry or RetryPolicy(),
+        )
+        self.router = APIRouter()
+        self.router.include_router(configurations.build_router(self._ctx))
+        self.router.include_router(calls.build_router(self._ctx))
+        self.router.include_router(files.build_router(self._ctx))
+
+    def register(self) -> None:
+        """Declare to the core that this server takes inbound calls forwarded to a subscription."""
+        self._control.accept_inbound_action(InboundAction.SUBSCRIPTION)
+
+    async def run(self) -> None:
+        """The webhook delivery loop; the composition root owns and cancels it."""
+        await self._outbox.run()
+
+    async def _profile(self, subscription_id: str) -> dict[str, Any] | None:
+        return await configurations.subscription_profile(self._ctx, subscription_id)
+
+    async def on_event(self, event: ev.CallEvent) -> None:
+        """Store what `event` means for the Calls API: the call index, recordings, and one outbox row
+        per subscription that wants it. Everything is committed before this returns."""
+        name = event_name(event)
+        call = event.call
+        targets = (
+            await configurations.matching_subscriptions(self._ctx, call.calls_configuration_id, name)
+            if name
+            else []
+        )
+        now = self._ctx.clock()
+        async with self._ctx.db.session() as s:
+            await self._index(s, event)
+            extra = await self._recording(s, event) if isinstance(event, ev.RecordingReady) else None
+            if targets and name:
+                body = envelope(event, name, extra).model_dump_json(by_alias=True)
+                for subscription_id, url in targets:
+                    s.add(
+                        WebhookOutboxRow(
+                            subscription_id=subscription_id,
+                            url=url,
+                            event_type=name,
+                            call_id=call.id,
+                            body=body,
+                            attempts=0,
+                            next_attempt_at=now,
+                            created_at=now,
+                        )
+                    )
+        if targets:
+            self._outbox.wake()
+
+    async def _index(self, s: AsyncSession, event: ev.CallEvent) -> None:
+        call = event.call
+        if call.calls_configuration_id is None:
+            return
+        if isinstance(event, ev.DialogEvent):
+            dialog = event.dialog
+            await s.merge(
+                DialogIndexRow(
+                    id=dialog.id,
+                    calls_configuration_id=dialog.calls_configuration_id,
+                    state=dialog.state.value,
+                    final=isinstance(event, ev.DialogFinished | ev.DialogFailed),
+                    start_time=dialog.start_time or event.timestamp,
+                )
+            )
+            return
+        await s.merge(
+            CallIndexRow(
+                id=call.id,
+                calls_configuration_id=call.calls_configuration_id,
+                state=call.state.value,
+                direction=call.direction.value,
+                final=call.state.is_final,
+                start_time=call.start_time or event.timestamp,
+            )
+        )
+
+    async def _recording(self, s: AsyncSession, event: ev.RecordingReady) -> dict[str, Any]:
+        call = event.call
+        fmt = "OGG" if event.path.suffix.lower() in (".ogg", ".opus") else "WAV"
+        duration = round(event.duration_ms / 1000)
+        end = event.timestamp
+        row = CallRecordingRow(
+            id=event.recording_id,
+            call_id=call.id,
+            calls_configuration_id=call.calls_configuration_id,
+            path=str(event.path),
+            file_format=fmt,
+            duration=duration,
+            size=event.size,
+            custom_data=json.dumps(event.custom_data),
+            start_time=None,
+            end_time=end,
+        )
+        await s.merge(row)
+        recording = CallRecordingModel(
+            call_id=call.id,
+            endpoint=endpoint_model(call.endpoint),
+            direction=call.direction,
+            files=[
+                RecordingFileModel(
+                    id=event.recording_id,
+                    name=event.path.name,
+                    file_format=fmt,
+                    size=event.size,
+                    creation_time=end,
+                    duration=duration,
+                    end_time=end,
+                    custom_data=dict(event.custom_data) or None,
+                )
+            ],
+            calls_configuration_id=call.calls_configuration_id,
+            platform=platform_model(call),
+            end_time=end,
+        )
+        return {"recording": recording.model_dump(mode="json", by_alias=True, exclude_none=True)}

@@ -1,0 +1,538 @@
+"""Calls, call actions and dialogs (`/calls/1/calls`, `/calls/1/dialogs`): REST over `CallControl`.
+
+Every action is one `CallControl` call; its errors (unknown call → 404, wrong state → 400 naming the
+state, policy → 403) are rendered in Infobip's error shape by the installed handlers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query
+from sqlalchemy import ColumnElement, func, select
+
+from switchboard.apps.calls_api.context import Context, PageParam, SizeParam
+from switchboard.apps.calls_api.mapping import call_log_model, call_model, dialog_model
+from switchboard.apps.calls_api.schemas import (
+    ActionResponse,
+    ActionStatus,
+    AnswerRequest,
+    CallLogModel,
+    CallLogPage,
+    CallModel,
+    CallPage,
+    CallRequestModel,
+    DialogModel,
+    DialogPage,
+    DialogRequest,
+    DialogWithExistingCallRequest,
+    DtmfCaptureRequest,
+    DtmfSendRequest,
+    EndpointModel,
+    HangupRequest,
+    Paging,
+    PlayContent,
+    PlayRequest,
+    PreAnswerRequest,
+    RecordingRequest,
+    SayRequest,
+)
+from switchboard.core.control import CallRequest
+from switchboard.core.errors import CallNotFound, SwitchboardError
+from switchboard.core.models import (
+    Call,
+    CallState,
+    Dialog,
+    Direction,
+    Endpoint,
+    EndpointType,
+    ErrorCode,
+)
+from switchboard.httpapi.errors import ApiError
+from switchboard.media.engine import AudioFile, RecordingFormat
+from switchboard.store.calls_api import (
+    CallIndexRow,
+    CallRecordingRow,
+    CallsConfigurationRow,
+    CallsFileRow,
+    DialogIndexRow,
+)
+
+ALL_DIGITS = "0123456789*#ABCD"
+
+
+def core_endpoint(model: EndpointModel) -> Endpoint:
+    return Endpoint(
+        type=model.type,
+        phone_number=model.phone_number,
+        username=model.username,
+        sip_trunk_id=model.sip_trunk_id,
+        identity=model.identity,
+        display_name=model.display_name,
+    )
+
+
+def build_router(ctx: Context) -> APIRouter:
+    router = APIRouter()
+    control = ctx.control
+
+    async def require_configuration(config_id: str, field: str) -> None:
+        async with ctx.db.session() as s:
+            if await s.get(CallsConfigurationRow, config_id) is None:
+                raise ApiError(400, f"{field}: calls configuration {config_id!r} does not exist")
+
+    async def page_of_calls(
+        *,
+        final: bool,
+        page: int,
+        size: int,
+        config_id: str | None,
+        state: CallState | None,
+        direction: Direction | None,
+    ) -> tuple[list[Call], int]:
+        conditions: list[ColumnElement[bool]] = [CallIndexRow.final.is_(final)]
+        if config_id:
+            conditions.append(CallIndexRow.calls_configuration_id == config_id)
+        if state:
+            conditions.append(CallIndexRow.state == state.value)
+        if direction:
+            conditions.append(CallIndexRow.direction == direction.value)
+        async with ctx.db.session() as s:
+            total = await s.scalar(select(func.count()).select_from(CallIndexRow).where(*conditions))
+            ids = list(
+                await s.scalars(
+                    select(CallIndexRow.id)
+                    .where(*conditions)
+                    .order_by(CallIndexRow.start_time.desc(), CallIndexRow.id)
+                    .offset(page * size)
+                    .limit(size)
+                )
+            )
+        calls = []
+        for call_id in ids:
+            try:
+                calls.append(await control.get_call(call_id))
+            except CallNotFound:
+                continue
+        return calls, total or 0
+
+    # -- calls ---------------------------------------------------------------------------------------
+
+    @router.post(
+        "/calls/1/calls",
+        status_code=201,
+        response_model=CallModel,
+        response_model_exclude_none=True,
+        tags=["calls"],
+        summary="Create an outbound call",
+        description="WHATSAPP endpoints need `from` = a WhatsApp sender number of this server and the "
+        "user's call permission; PHONE endpoints are refused (403): WhatsApp calls never reach the PSTN.",
+    )
+    async def create_call(body: CallRequestModel) -> CallModel:
+        await require_configuration(body.calls_configuration_id, "callsConfigurationId")
+        if body.endpoint.type is EndpointType.WHATSAPP and not body.from_:
+            raise ApiError(400, "from: the WhatsApp sender number to call from is required")
+        call = await control.create_call(
+            CallRequest(
+                endpoint=core_endpoint(body.endpoint),
+                from_=body.from_ or "",
+                calls_configuration_id=body.calls_configuration_id,
+                application_id=body.platform.application_id if body.platform else None,
+                connect_timeout_s=body.connect_timeout or 60,
+                custom_data=dict(body.custom_data or {}),
+                parent_call_id=body.parent_call_id,
+                external_id=body.external_id,
+            )
+        )
+        return call_model(call)
+
+    @router.get(
+        "/calls/1/calls",
+        response_model=CallPage,
+        response_model_exclude_none=True,
+        tags=["calls"],
+        summary="List active calls",
+    )
+    async def list_calls(
+        page: PageParam = 0,
+        size: SizeParam = 20,
+        calls_configuration_id: Annotated[str | None, Query(alias="callsConfigurationId")] = None,
+        state: CallState | None = None,
+        status: Annotated[CallState | None, Query(description="Alias of state (the SDK's name).")] = None,
+        direction: Direction | None = None,
+    ) -> CallPage:
+        calls, total = await page_of_calls(
+            final=False,
+            page=page,
+            size=size,
+            config_id=calls_configuration_id,
+            state=state or status,
+            direction=direction,
+        )
+        return CallPage(results=[call_model(c) for c in calls], paging=Paging.of(page, size, total))
+
+    @router.get(
+        "/calls/1/calls/history",
+        response_model=CallLogPage,
+        response_model_exclude_none=True,
+        tags=["calls"],
+        summary="List finished calls",
+    )
+    async def calls_history(
+        page: PageParam = 0,
+        size: SizeParam = 20,
+        calls_configuration_id: Annotated[str | None, Query(alias="callsConfigurationId")] = None,
+        state: CallState | None = None,
+        direction: Direction | None = None,
+    ) -> CallLogPage:
+        calls, total = await page_of_calls(
+            final=True,
+            page=page,
+            size=size,
+            config_id=calls_configuration_id,
+            state=state,
+            direction=direction,
+        )
+        return CallLogPage(results=[call_log_model(c) for c in calls], paging=Paging.of(page, size, total))
+
+    @router.get(
+        "/calls/1/calls/{callId}",
+        response_model=CallModel,
+        response_model_exclude_none=True,
+        tags=["calls"],
+        summary="Get a call (live or finished)",
+    )
+    async def get_call(callId: str) -> CallModel:
+        return call_model(await control.get_call(callId))
+
+    @router.get(
+        "/calls/1/calls/{callId}/history",
+        response_model=CallLogModel,
+        response_model_exclude_none=True,
+        tags=["calls"],
+        summary="Get a call's log",
+    )
+    async def get_call_history(callId: str) -> CallLogModel:
+        return call_log_model(await control.get_call(callId))
+
+    # -- actions -------------------------------------------------------------------------------------
+
+    @router.post(
+        "/calls/1/calls/{callId}/answer",
+        response_model=ActionResponse,
+        response_model_exclude_none=True,
+        tags=["call actions"],
+        summary="Answer an inbound call",
+    )
+    async def answer(
+        callId: str,
+        body: Annotated[AnswerRequest | None, Body()] = None,
+    ) -> ActionResponse:
+        await control.answer(callId)
+        if body is not None and body.recording is not None:
+            custom = dict(body.recording.custom_data or {})
+            rec_id = await control.start_recording(callId, custom_data=custom)
+            return ActionResponse(id=rec_id)
+        return ActionResponse()
+
+    @router.post(
+        "/calls/1/calls/{callId}/pre-answer",
+        response_model=ActionResponse,
+        response_model_exclude_none=True,
+        tags=["call actions"],
+        summary="Pre-answer an inbound call (early media)",
+    )
+    async def pre_answer(
+        callId: str,
+        body: Annotated[PreAnswerRequest | None, Body()] = None,
+    ) -> ActionResponse:
+        await control.pre_answer(callId)
+        return ActionResponse()
+
+    @router.post(
+        "/calls/1/calls/{callId}/send-ringing",
+        response_model=ActionResponse,
+        response_model_exclude_none=True,
+        tags=["call actions"],
+        summary="Tell the caller the call is ringing",
+    )
+    async def send_ringing(callId: str) -> ActionResponse:
+        await control.send_ringing(callId)
+        return ActionResponse()
+
+    @router.post(
+        "/calls/1/calls/{callId}/hangup",
+        response_model=CallModel,
+        response_model_exclude_none=True,
+        tags=["call actions"],
+        summary="Hang up a call",
+    )
+    async def hangup(
+        callId: str,
+        body: Annotated[HangupRequest | None, Body()] = None,
+    ) -> CallModel:
+        code = ErrorCode.NORMAL_HANGUP
+        if body is not None and body.error_code:
+            try:
+                code = ErrorCode(body.error_code)
+            except ValueError:
+                names = ", ".join(c.value for c in ErrorCode)
+                raise ApiError(400, f"errorCode: {body.error_code!r} is not one of {names}") from None
+        return call_model(await control.hangup(callId, code=code))
+
+    async def start_content(
+        call_id: str,
+        content: PlayContent,
+        *,
+        loop_count: int,
+        stop_on: str | None,
+        custom_data: dict[str, str] | None,
+    ) -> str:
+        if content.type == "TEXT":
+            gender = content.preferences.voice_gender if content.preferences else None
+            return await control.say(
+                call_id,
+                content.text or "",
+                language=content.language or "en",
+                speech_rate=content.speech_rate or 1.0,
+                voice_gender=gender.lower() if gender else None,
+                loop_count=loop_count,
+                stop_on_terminator=stop_on,
+                custom_data=custom_data,
+            )
+        if content.type == "URL":
+            path = await ctx.fetch_url(content.file_url or "", content.cache_duration)
+        else:
+            path = await file_path(content.type, content.file_id or "")
+        return await control.play(
+            call_id,
+            AudioFile(path),
+            loop_count=loop_count,
+            stop_on_terminator=stop_on,
+            custom_data=custom_data,
+        )
+
+    async def file_path(kind: str, file_id: str) -> Path:
+        async with ctx.db.session() as s:
+            row: CallsFileRow | CallRecordingRow | None
+            if kind == "FILE":
+                row = await s.get(CallsFileRow, file_id)
+            else:
+                row = await s.get(CallRecordingRow, file_id)
+        if row is None:
+            what = "file" if kind == "FILE" else "recording file"
+            raise ApiError(404, f"content.fileId: {what} {file_id!r} not found")
+        return Path(row.path)
+
+    @router.post(
+        "/calls/1/calls/{callId}/play",
+        response_model=ActionResponse,
+        response_model_exclude_none=True,
+        tags=["call actions"],
+        summary="Play audio (uploaded file, URL, text or a recording); PLAY_FINISHED reports the end",
+    )
+    async def play(callId: str, body: PlayRequest) -> ActionResponse:
+        op = await start_content(
+            callId,
+            body.content,
+            loop_count=body.loop_count or 1,
+            stop_on=body.stop_on.terminator if body.stop_on else None,
+            custom_data=body.custom_data,
+        )
+        return ActionResponse(id=op)
+
+    @router.post(
+        "/calls/1/calls/{callId}/stop-play",
+        response_model=ActionResponse,
+        response_model_exclude_none=True,
+        tags=["call actions"],
+        summary="Stop playing",
+    )
+    async def stop_play(callId: str) -> ActionResponse:
+        await control.stop_play(callId)
+        return ActionResponse()
+
+    @router.post(
+        "/calls/1/calls/{callId}/say",
+        response_model=ActionResponse,
+        response_model_exclude_none=True,
+        tags=["call actions"],
+        summary="Say text (text to speech); SAY_FINISHED reports the end",
+    )
+    async def say(callId: str, body: SayRequest) -> ActionResponse:
+        gender = body.preferences.voice_gender if body.preferences else None
+        op = await control.say(
+            callId,
+            body.text,
+            language=body.language,
+            speech_rate=body.speech_rate or 1.0,
+            voice_gender=gender.lower() if gender else None,
+            loop_count=body.loop_count or 1,
+            stop_on_terminator=body.stop_on.terminator if body.stop_on else None,
+            custom_data=body.custom_data,
+        )
+        return ActionResponse(id=op)
+
+    @router.post(
+        "/calls/1/calls/{callId}/capture/dtmf",
+        response_model=ActionResponse,
+        response_model_exclude_none=True,
+        tags=["call actions"],
+        summary="Capture DTMF; DTMF_CAPTURED reports the digits (the terminator excluded)",
+    )
+    async def capture_dtmf(callId: str, body: DtmfCaptureRequest) -> ActionResponse:
+        op = await control.capture_dtmf(
+            callId,
+            max_length=body.max_length,
+            timeout_ms=body.timeout,
+            terminator=body.terminator,
+            digit_timeout_ms=body.digit_timeout,
+            custom_data=body.custom_data,
+        )
+        if body.play_content is not None:
+            await start_content(callId, body.play_content, loop_count=1, stop_on=ALL_DIGITS, custom_data=None)
+        return ActionResponse(id=op)
+
+    @router.post(
+        "/calls/1/calls/{callId}/send-dtmf",
+        response_model=ActionResponse,
+        response_model_exclude_none=True,
+        tags=["call actions"],
+        summary="Send DTMF digits (RFC 4733)",
+    )
+    async def send_dtmf(callId: str, body: DtmfSendRequest) -> ActionResponse:
+        await control.send_dtmf(callId, body.dtmf)
+        return ActionResponse(status=ActionStatus.COMPLETED)
+
+    @router.post(
+        "/calls/1/calls/{callId}/start-recording",
+        response_model=ActionResponse,
+        response_model_exclude_none=True,
+        tags=["call actions"],
+        summary="Start recording; CALL_RECORDING_READY reports the file",
+    )
+    async def start_recording(
+        callId: str,
+        body: Annotated[RecordingRequest | None, Body()] = None,
+    ) -> ActionResponse:
+        body = body or RecordingRequest()
+        rec_id = await control.start_recording(
+            callId, fmt=RecordingFormat(body.file_format), custom_data=dict(body.custom_data or {})
+        )
+        return ActionResponse(id=rec_id)
+
+    @router.post(
+        "/calls/1/calls/{callId}/stop-recording",
+        response_model=ActionResponse,
+        response_model_exclude_none=True,
+        tags=["call actions"],
+        summary="Stop recording",
+    )
+    async def stop_recording(callId: str) -> ActionResponse:
+        await control.stop_recording(callId)
+        return ActionResponse()
+
+    # -- dialogs -------------------------------------------------------------------------------------
+
+    async def dialog_out(dialog: Dialog) -> DialogModel:
+        async def maybe(call_id: str) -> Call | None:
+            try:
+                return await control.get_call(call_id)
+            except SwitchboardError:
+                return None
+
+        return dialog_model(dialog, await maybe(dialog.parent_call_id), await maybe(dialog.child_call_id))
+
+    @router.post(
+        "/calls/1/dialogs",
+        status_code=201,
+        response_model=DialogModel,
+        response_model_exclude_none=True,
+        tags=["dialogs"],
+        summary="Bridge a call with a new call",
+    )
+    async def create_dialog(body: DialogRequest) -> DialogModel:
+        parent = await control.get_call(body.parent_call_id)
+        child = body.child_call_request
+        if child.endpoint.type is EndpointType.WHATSAPP and not child.from_:
+            raise ApiError(400, "childCallRequest.from: the WhatsApp sender number is required")
+        dialog = await control.connect(
+            parent.id,
+            CallRequest(
+                endpoint=core_endpoint(child.endpoint),
+                from_=child.from_ or parent.to,
+                calls_configuration_id=parent.calls_configuration_id,
+                application_id=parent.application_id,
+                connect_timeout_s=child.connect_timeout or 60,
+                custom_data=dict(child.custom_data or {}),
+                parent_call_id=parent.id,
+            ),
+        )
+        return await dialog_out(dialog)
+
+    @router.post(
+        "/calls/1/dialogs/parent-call/{parentCallId}/child-call/{childCallId}",
+        status_code=201,
+        response_model=DialogModel,
+        response_model_exclude_none=True,
+        tags=["dialogs"],
+        summary="Bridge two existing calls",
+    )
+    async def create_dialog_with_existing_calls(
+        parentCallId: str,
+        childCallId: str,
+        body: Annotated[DialogWithExistingCallRequest | None, Body()] = None,
+    ) -> DialogModel:
+        dialog = await control.connect(parentCallId, childCallId)
+        return await dialog_out(dialog)
+
+    @router.get(
+        "/calls/1/dialogs",
+        response_model=DialogPage,
+        response_model_exclude_none=True,
+        tags=["dialogs"],
+        summary="List active dialogs",
+    )
+    async def list_dialogs(page: PageParam = 0, size: SizeParam = 20) -> DialogPage:
+        async with ctx.db.session() as s:
+            cond = DialogIndexRow.final.is_(False)
+            total = await s.scalar(select(func.count()).select_from(DialogIndexRow).where(cond)) or 0
+            ids = list(
+                await s.scalars(
+                    select(DialogIndexRow.id)
+                    .where(cond)
+                    .order_by(DialogIndexRow.start_time.desc())
+                    .offset(page * size)
+                    .limit(size)
+                )
+            )
+        results = []
+        for dialog_id in ids:
+            try:
+                results.append(await dialog_out(await control.get_dialog(dialog_id)))
+            except SwitchboardError:
+                continue
+        return DialogPage(results=results, paging=Paging.of(page, size, total))
+
+    @router.get(
+        "/calls/1/dialogs/{dialogId}",
+        response_model=DialogModel,
+        response_model_exclude_none=True,
+        tags=["dialogs"],
+        summary="Get a dialog",
+    )
+    async def get_dialog(dialogId: str) -> DialogModel:
+        return await dialog_out(await control.get_dialog(dialogId))
+
+    @router.post(
+        "/calls/1/dialogs/{dialogId}/hangup",
+        response_model=DialogModel,
+        response_model_exclude_none=True,
+        tags=["dialogs"],
+        summary="Hang up both calls of a dialog",
+    )
+    async def hangup_dialog(dialogId: str) -> DialogModel:
+        return await dialog_out(await control.hangup_dialog(dialogId))
+
+    return router

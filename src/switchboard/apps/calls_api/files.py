@@ -1,0 +1,335 @@
+"""Audio files (`/calls/1/files`) and call recordings (`/calls/1/recordings`).
+
+Uploads are stored under `files_dir/uploads`; recordings stay where the media engine wrote them and are
+indexed when the core reports `RecordingReady`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.parser
+import email.policy
+import uuid
+import wave
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse
+from sqlalchemy import delete, func, select
+
+from switchboard.apps.calls_api.context import Context, PageParam, SizeParam
+from switchboard.apps.calls_api.mapping import endpoint_model, platform_model
+from switchboard.apps.calls_api.schemas import (
+    CallRecordingModel,
+    CallRecordingPage,
+    CallsFileModel,
+    CallsFilePage,
+    Paging,
+    RecordingFileModel,
+)
+from switchboard.core.errors import SwitchboardError
+from switchboard.httpapi.errors import ApiError
+from switchboard.store.calls_api import CallRecordingRow, CallsFileRow, utc
+
+MAX_UPLOAD = 50 * 1024 * 1024
+MEDIA_TYPES = {"WAV": "audio/wav", "OGG": "audio/ogg", "MP3": "audio/mpeg", "MP4": "audio/mp4"}
+
+UPLOAD_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            }
+        },
+    }
+}
+
+
+def sniff_format(data: bytes, name: str) -> str | None:
+    """WAV, MP3, OGG or MP4 from the first bytes (the extension only breaks ties)."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+        return "WAV"
+    if data[:4] == b"OggS":
+        return "OGG"
+    if data[:3] == b"ID3" or (len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0):
+        return "MP3"
+    if data[4:8] == b"ftyp":
+        return "MP4"
+    suffix = Path(name).suffix.lower()
+    return {".wav": "WAV", ".mp3": "MP3", ".ogg": "OGG", ".opus": "OGG", ".m4a": "MP4"}.get(suffix)
+
+
+def wav_duration(path: Path) -> int | None:
+    try:
+        with wave.open(str(path), "rb") as w:
+            return round(w.getnframes() / w.getframerate())
+    except (wave.Error, EOFError, OSError, ZeroDivisionError):
+        return None
+
+
+def parse_multipart_file(content_type: str, body: bytes) -> tuple[str, bytes]:
+    """(filename, bytes) of the `file` part of a multipart/form-data body."""
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise ApiError(415, "upload the audio as multipart/form-data with a 'file' part")
+    raw = b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(raw)
+    if not message.is_multipart():
+        raise ApiError(400, "file: the multipart body could not be parsed")
+    for part in message.iter_parts():
+        if part.get_param("name", header="content-disposition") == "file":
+            payload = part.get_payload(decode=True)
+            data = payload if isinstance(payload, bytes) else b""
+            return str(part.get_filename() or "audio"), data
+    raise ApiError(400, "file: field required")
+
+
+async def _unlink(path: str) -> None:
+    await asyncio.to_thread(Path(path).unlink, missing_ok=True)
+
+
+def _file(row: CallsFileRow) -> CallsFileModel:
+    return CallsFileModel(
+        id=row.id,
+        name=row.name,
+        file_format=row.file_format,
+        size=row.size,
+        creation_method=row.creation_method,
+        creation_time=utc(row.created_at),
+        duration=row.duration,
+    )
+
+
+def _recording_file(row: CallRecordingRow) -> RecordingFileModel:
+    import json
+
+    return RecordingFileModel(
+        id=row.id,
+        name=Path(row.path).name,
+        file_format=row.file_format,
+        size=row.size,
+        creation_time=utc(row.end_time),
+        duration=row.duration,
+        start_time=utc(row.start_time) if row.start_time else None,
+        end_time=utc(row.end_time),
+        custom_data=json.loads(row.custom_data) or None,
+    )
+
+
+def build_router(ctx: Context) -> APIRouter:
+    router = APIRouter()
+
+    # -- files ---------------------------------------------------------------------------------------
+
+    @router.post(
+        "/calls/1/files",
+        response_model=CallsFileModel,
+        response_model_exclude_none=True,
+        tags=["files"],
+        summary="Upload an audio file (multipart/form-data, part 'file')",
+        openapi_extra=UPLOAD_OPENAPI,
+    )
+    async def upload_file(request: Request) -> CallsFileModel:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_UPLOAD:
+            raise ApiError(413, "file: larger than 50 MB")
+        body = await request.body()
+        if len(body) > MAX_UPLOAD:
+            raise ApiError(413, "file: larger than 50 MB")
+        name, data = parse_multipart_file(request.headers.get("content-type", ""), body)
+        if not data:
+            raise ApiError(400, "file: the file is empty")
+        fmt = sniff_format(data, name)
+        if fmt is None:
+            raise ApiError(400, f"file: {name!r} is not WAV, MP3, OGG or MP4 audio")
+        file_id = str(uuid.uuid4())
+        ctx.uploads_dir.mkdir(parents=True, exist_ok=True)
+        path = ctx.uploads_dir / f"{file_id}.{fmt.lower()}"
+        await asyncio.to_thread(path.write_bytes, data)
+        duration = await asyncio.to_thread(wav_duration, path) if fmt == "WAV" else None
+        row = CallsFileRow(
+            id=file_id,
+            name=name,
+            file_format=fmt,
+            size=len(data),
+            duration=duration,
+            path=str(path),
+            creation_method="UPLOADED",
+            created_at=ctx.clock(),
+        )
+        async with ctx.db.session() as s:
+            s.add(row)
+        return _file(row)
+
+    @router.get(
+        "/calls/1/files",
+        response_model=CallsFilePage,
+        response_model_exclude_none=True,
+        tags=["files"],
+        summary="List audio files",
+    )
+    async def list_files(page: PageParam = 0, size: SizeParam = 20) -> CallsFilePage:
+        async with ctx.db.session() as s:
+            total = await s.scalar(select(func.count()).select_from(CallsFileRow)) or 0
+            rows = await s.scalars(
+                select(CallsFileRow)
+                .order_by(CallsFileRow.created_at.desc(), CallsFileRow.id)
+                .offset(page * size)
+                .limit(size)
+            )
+            results = [_file(r) for r in rows]
+        return CallsFilePage(results=results, paging=Paging.of(page, size, total))
+
+    @router.get(
+        "/calls/1/files/{fileId}",
+        response_model=CallsFileModel,
+        response_model_exclude_none=True,
+        tags=["files"],
+        summary="Get an audio file's metadata",
+    )
+    async def get_file(fileId: str) -> CallsFileModel:
+        async with ctx.db.session() as s:
+            row = await s.get(CallsFileRow, fileId)
+        if row is None:
+            raise ApiError(404, f"file {fileId!r} not found")
+        return _file(row)
+
+    @router.delete(
+        "/calls/1/files/{fileId}",
+        response_model=CallsFileModel,
+        response_model_exclude_none=True,
+        tags=["files"],
+        summary="Delete an audio file",
+    )
+    async def delete_file(fileId: str) -> CallsFileModel:
+        async with ctx.db.session() as s:
+            row = await s.get(CallsFileRow, fileId)
+            if row is None:
+                raise ApiError(404, f"file {fileId!r} not found")
+            await s.delete(row)
+        await _unlink(row.path)
+        return _file(row)
+
+    # -- recordings ----------------------------------------------------------------------------------
+
+    async def call_recording(call_id: str, rows: list[CallRecordingRow]) -> CallRecordingModel:
+        model = CallRecordingModel(
+            call_id=call_id,
+            files=[_recording_file(r) for r in rows],
+            calls_configuration_id=rows[0].calls_configuration_id if rows else None,
+            start_time=min((utc(r.start_time) for r in rows if r.start_time), default=None),
+            end_time=max((utc(r.end_time) for r in rows), default=None),
+        )
+        with contextlib.suppress(SwitchboardError):
+            call = await ctx.control.get_call(call_id)
+            model.endpoint = endpoint_model(call.endpoint)
+            model.direction = call.direction
+            model.platform = platform_model(call)
+        return model
+
+    async def rows_of(call_id: str) -> list[CallRecordingRow]:
+        async with ctx.db.session() as s:
+            rows = list(
+                await s.scalars(
+                    select(CallRecordingRow)
+                    .where(CallRecordingRow.call_id == call_id)
+                    .order_by(CallRecordingRow.end_time)
+                )
+            )
+        if not rows:
+            raise ApiError(404, f"no recordings of call {call_id!r}")
+        return rows
+
+    @router.get(
+        "/calls/1/recordings/calls",
+        response_model=CallRecordingPage,
+        response_model_exclude_none=True,
+        tags=["recordings"],
+        summary="List call recordings",
+    )
+    async def list_recordings(page: PageParam = 0, size: SizeParam = 20) -> CallRecordingPage:
+        async with ctx.db.session() as s:
+            total = await s.scalar(select(func.count(func.distinct(CallRecordingRow.call_id)))) or 0
+            ids = list(
+                await s.scalars(
+                    select(CallRecordingRow.call_id)
+                    .group_by(CallRecordingRow.call_id)
+                    .order_by(func.max(CallRecordingRow.end_time).desc())
+                    .offset(page * size)
+                    .limit(size)
+                )
+            )
+        results = [await call_recording(call_id, await rows_of(call_id)) for call_id in ids]
+        return CallRecordingPage(results=results, paging=Paging.of(page, size, total))
+
+    @router.get(
+        "/calls/1/recordings/calls/{callId}",
+        response_model=CallRecordingModel,
+        response_model_exclude_none=True,
+        tags=["recordings"],
+        summary="Get a call's recordings",
+    )
+    async def get_call_recordings(callId: str) -> CallRecordingModel:
+        return await call_recording(callId, await rows_of(callId))
+
+    @router.delete(
+        "/calls/1/recordings/calls/{callId}",
+        response_model=CallRecordingModel,
+        response_model_exclude_none=True,
+        tags=["recordings"],
+        summary="Delete a call's recordings",
+    )
+    async def delete_call_recordings(callId: str) -> CallRecordingModel:
+        rows = await rows_of(callId)
+        model = await call_recording(callId, rows)
+        async with ctx.db.session() as s:
+            await s.execute(delete(CallRecordingRow).where(CallRecordingRow.call_id == callId))
+        for row in rows:
+            await _unlink(row.path)
+        return model
+
+    async def recording_row(file_id: str) -> CallRecordingRow:
+        async with ctx.db.session() as s:
+            row = await s.get(CallRecordingRow, file_id)
+        if row is None:
+            raise ApiError(404, f"recording file {file_id!r} not found")
+        return row
+
+    @router.get(
+        "/calls/1/recordings/files/{fileId}",
+        response_class=FileResponse,
+        tags=["recordings"],
+        summary="Download a recording file (audio/wav or audio/ogg)",
+    )
+    async def download_recording(fileId: str) -> FileResponse:
+        row = await recording_row(fileId)
+        path = Path(row.path)
+        if not await asyncio.to_thread(path.exists):
+            raise ApiError(404, f"recording file {fileId!r} is missing on disk")
+        return FileResponse(
+            path,
+            media_type=MEDIA_TYPES.get(row.file_format, "application/octet-stream"),
+            filename=path.name,
+        )
+
+    @router.delete(
+        "/calls/1/recordings/files/{fileId}",
+        response_model=RecordingFileModel,
+        response_model_exclude_none=True,
+        tags=["recordings"],
+        summary="Delete a recording file",
+    )
+    async def delete_recording_file(fileId: str) -> RecordingFileModel:
+        row = await recording_row(fileId)
+        async with ctx.db.session() as s:
+            await s.execute(delete(CallRecordingRow).where(CallRecordingRow.id == fileId))
+        await _unlink(row.path)
+        return _recording_file(row)
+
+    return router

@@ -1,0 +1,510 @@
+"""A running Calls API for tests: real FastAPI + uvicorn on 127.0.0.1, real SQLite, real `CallControl`.
+
+Only the edges are fakes: the media engine (a small in-test object implementing `MediaEngine`: the tests
+say when playback ends and which keys the caller presses), the WhatsApp channel, the TTS and the core's
+repositories (in memory). A second uvicorn server, `Receiver`, collects webhooks.
+
+Shared by `tests/integration/test_calls_api.py` and `tests/conformance/test_infobip_sdk.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from fastapi import Depends, FastAPI, Request, Response
+
+from switchboard.apps.calls_api import CallsApi, RetryPolicy
+from switchboard.core.bus import InProcessEventBus
+from switchboard.core.control import CallControl
+from switchboard.core.models import (
+    Call,
+    Dialog,
+    Endpoint,
+    EndpointType,
+    InboundAction,
+    InboundConfiguration,
+    PermissionStatus,
+    Sender,
+)
+from switchboard.core.ports import DialResult, PermissionRecord
+from switchboard.httpapi.auth import api_key_dependency
+from switchboard.httpapi.errors import install_error_handlers
+from switchboard.media.engine import (
+    AudioSource,
+    DtmfReceived,
+    DtmfSource,
+    MediaDiagnostics,
+    MediaEventSink,
+    MediaLeg,
+    PlaybackFinished,
+    RecordingFinished,
+    RecordingFormat,
+)
+from switchboard.store.base import Base, Database
+
+API_KEY = "test-api-key-123"
+SENDER_ID = "100200300"
+SENDER_NUMBER = "15550001111"
+CALLER = "447700900123"
+CONFIG_ID = "my-app"
+
+
+# -- fakes at the edges -----------------------------------------------------------------------------
+
+
+class FakeLeg:
+    def __init__(self, leg_id: str, sink: MediaEventSink) -> None:
+        self._id = leg_id
+        self._sink = sink
+        self.playing: tuple[AudioSource, str] | None = None
+        self.recording: tuple[Path, str] | None = None
+        self.sent_dtmf: list[str] = []
+        self.closed = False
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    async def answer(self, remote_offer: str) -> str:
+        return "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=fake answer\r\n"
+
+    async def offer(self) -> str:
+        return "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=fake offer\r\n"
+
+    async def accept_answer(self, remote_answer: str) -> None:
+        return None
+
+    async def play(self, source: AudioSource, *, loop_count: int = 1, playback_id: str) -> None:
+        self.playing = (source, playback_id)
+
+    async def stop_play(self) -> None:
+        if self.playing is not None:
+            _, pid = self.playing
+            self.playing = None
+            self._sink(PlaybackFinished(self._id, pid, 100, False))
+
+    async def send_dtmf(self, digits: str, *, duration_ms: int = 100, gap_ms: int = 60) -> None:
+        self.sent_dtmf.append(digits)
+
+    async def start_recording(self, path: Path, *, fmt: RecordingFormat, recording_id: str) -> None:
+        self.recording = (path, recording_id)
+
+    async def stop_recording(self) -> None:
+        if self.recording is not None:
+            path, rid = self.recording
+            self.recording = None
+            path.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt ")
+            self._sink(RecordingFinished(self._id, rid, path, 2000, path.stat().st_size))
+
+    def enable_inband_dtmf(self, enabled: bool) -> None:
+        return None
+
+    def diagnostics(self) -> MediaDiagnostics:
+        return MediaDiagnostics(ice_state="completed", dtls_state="connected", codec="opus/48000/2")
+
+    async def close(self) -> None:
+        self.closed = True
+
+    # what the test makes the peer do
+    def finish_playback(self, duration_ms: int = 1500) -> None:
+        assert self.playing is not None, "nothing is playing"
+        _, pid = self.playing
+        self.playing = None
+        self._sink(PlaybackFinished(self._id, pid, duration_ms, True))
+
+    def press(self, keys: str) -> None:
+        for key in keys:
+            self._sink(DtmfReceived(self._id, key, 100, DtmfSource.RFC4733))
+
+
+class FakeEngine:
+    def __init__(self) -> None:
+        self.legs: dict[str, FakeLeg] = {}
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def create_leg(self, leg_id: str, sink: MediaEventSink) -> MediaLeg:
+        leg = FakeLeg(leg_id, sink)
+        self.legs[leg_id] = leg
+        return leg
+
+    async def bridge(self, a: MediaLeg, b: MediaLeg) -> None:
+        return None
+
+    async def unbridge(self, a: MediaLeg, b: MediaLeg) -> None:
+        return None
+
+
+class FakeSynthesizer:
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.said: list[str] = []
+
+    async def synthesize(
+        self, text: str, *, language: str, speech_rate: float, voice_gender: str | None
+    ) -> Path:
+        self.said.append(text)
+        return self.dir / "tts.wav"
+
+
+class FakeWhatsApp:
+    endpoint_type = EndpointType.WHATSAPP
+
+    def __init__(self) -> None:
+        self.ops: list[tuple[str, str]] = []
+
+    async def pre_answer(self, call: Call, sdp_answer: str) -> None:
+        self.ops.append(("pre_accept", call.id))
+
+    async def answer(self, call: Call, sdp_answer: str) -> None:
+        self.ops.append(("accept", call.id))
+
+    async def reject(self, call: Call) -> None:
+        self.ops.append(("reject", call.id))
+
+    async def hangup(self, call: Call) -> None:
+        self.ops.append(("terminate", call.id))
+
+    async def dial(self, call: Call, sdp_offer: str) -> DialResult:
+        self.ops.append(("connect", call.id))
+        return DialResult(f"wacid.{uuid.uuid4().hex}")
+
+
+class MemCalls:
+    def __init__(self) -> None:
+        self.rows: dict[str, Call] = {}
+
+    async def save(self, call: Call) -> None:
+        from copy import copy
+
+        self.rows[call.id] = copy(call)
+
+    async def get(self, call_id: str) -> Call | None:
+        return self.rows.get(call_id)
+
+    async def find_by_external_id(self, external_id: str) -> Call | None:
+        return next((c for c in self.rows.values() if c.external_id == external_id), None)
+
+    async def list(
+        self, *, active: bool | None = None, page: int = 0, size: int = 20
+    ) -> tuple[Sequence[Call], int]:
+        calls = [c for c in self.rows.values() if active is None or active != c.state.is_final]
+        return calls[page * size : (page + 1) * size], len(calls)
+
+
+class MemDialogs:
+    def __init__(self) -> None:
+        self.rows: dict[str, Dialog] = {}
+
+    async def save(self, dialog: Dialog) -> None:
+        from copy import copy
+
+        self.rows[dialog.id] = copy(dialog)
+
+    async def get(self, dialog_id: str) -> Dialog | None:
+        from copy import copy
+
+        d = self.rows.get(dialog_id)
+        return copy(d) if d else None
+
+    async def list(
+        self, *, active: bool | None = None, page: int = 0, size: int = 20
+    ) -> tuple[Sequence[Dialog], int]:
+        rows = list(self.rows.values())
+        return rows[page * size : (page + 1) * size], len(rows)
+
+
+class MemPermissions:
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], PermissionRecord] = {}
+
+    async def get(self, sender_id: str, user: str) -> PermissionRecord | None:
+        return self.rows.get((sender_id, user))
+
+    async def save(self, record: PermissionRecord) -> None:
+        self.rows[(record.sender_id, record.user)] = record
+
+
+class MemSenders:
+    def __init__(self, senders: list[Sender]) -> None:
+        self.rows = {s.phone_number_id: s for s in senders}
+
+    async def get(self, phone_number_id: str) -> Sender | None:
+        return self.rows.get(phone_number_id)
+
+    async def by_display_number(self, number: str) -> Sender | None:
+        digits = number.lstrip("+")
+        return next((s for s in self.rows.values() if s.display_phone_number == digits), None)
+
+    async def list(self) -> Sequence[Sender]:
+        return list(self.rows.values())
+
+    async def save(self, sender: Sender) -> None:
+        self.rows[sender.phone_number_id] = sender
+
+    async def delete(self, phone_number_id: str) -> bool:
+        return self.rows.pop(phone_number_id, None) is not None
+
+
+# -- servers ------------------------------------------------------------------------------------------
+
+
+def reserve_socket() -> socket.socket:
+    """A bound, not yet listening TCP socket on 127.0.0.1: connecting to it is refused until served."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@dataclass
+class Served:
+    server: uvicorn.Server
+    task: asyncio.Task[None]
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(self.task, 10)
+
+
+async def serve(app: FastAPI, sock: socket.socket | None = None) -> Served:
+    sock = sock or reserve_socket()
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    for _ in range(500):
+        if server.started:
+            break
+        await asyncio.sleep(0.01)
+    assert server.started, "uvicorn did not start"
+    return Served(server, task, port)
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    raw: bytes
+
+    @property
+    def json(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.raw)
+        return data
+
+    @property
+    def type(self) -> str:
+        return str(self.json["type"])
+
+
+@dataclass
+class Receiver:
+    """An application's webhook endpoint: collects every POST to `/hook`."""
+
+    events: list[Received] = field(default_factory=list)
+    arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
+    audio_fetches: int = 0
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/hook")
+        async def hook(request: Request) -> Response:
+            raw = await request.body()
+            async with self.arrived:
+                self.events.append(Received(dict(request.headers), raw))
+                self.arrived.notify_all()
+            return Response(status_code=200)
+
+        @app.get("/audio.wav")
+        async def audio() -> Response:
+            self.audio_fetches += 1
+            return Response(b"RIFF\x24\x00\x00\x00WAVEfmt ", media_type="audio/wav")
+
+        return app
+
+    async def wait_for(self, event_type: str, call_id: str | None = None, *, within: float = 5) -> Received:
+        def find() -> Received | None:
+            for item in self.events:
+                body = item.json
+                if body["type"] == event_type and (call_id is None or body["callId"] == call_id):
+                    return item
+            return None
+
+        async with asyncio.timeout(within), self.arrived:
+            await self.arrived.wait_for(lambda: find() is not None)
+        found = find()
+        assert found is not None
+        return found
+
+    def types(self, call_id: str) -> list[str]:
+        return [e.type for e in self.events if e.json["callId"] == call_id]
+
+
+# -- the harness -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Harness:
+    control: CallControl
+    api: CallsApi
+    engine: FakeEngine
+    channel: FakeWhatsApp
+    tts: FakeSynthesizer
+    permissions: MemPermissions
+    db: Database
+    served: Served
+    client: httpx.AsyncClient
+    tasks: list[asyncio.Task[None]]
+
+    @property
+    def base_url(self) -> str:
+        return self.served.url
+
+    async def inbound_call(self, caller: str = CALLER) -> str:
+        call = await self.control.receive_inbound(
+            endpoint=Endpoint(EndpointType.WHATSAPP, phone_number=caller),
+            to=SENDER_NUMBER,
+            sender_id=SENDER_ID,
+            external_id=f"wacid.{uuid.uuid4().hex}",
+            remote_offer="v=0\r\ns=caller offer\r\n",
+        )
+        assert call is not None
+        return call.id
+
+    def leg(self, call_id: str) -> FakeLeg:
+        return self.engine.legs[call_id]
+
+    async def grant_permission(self, user: str) -> None:
+        await self.permissions.save(PermissionRecord(SENDER_ID, user, status=PermissionStatus.PERMANENT))
+
+    async def subscribe(
+        self,
+        notify_url: str,
+        *,
+        events: list[str] | None = None,
+        security: dict[str, Any] | None = None,
+        config_id: str = CONFIG_ID,
+    ) -> str:
+        profile: dict[str, Any] = {"webhook": {"notifyUrl": notify_url}}
+        if security:
+            profile["security"] = security
+        r = await self.client.post(
+            "/subscriptions/1/subscription/VOICE_VIDEO",
+            json={
+                "name": "test",
+                "events": events
+                or [
+                    "CALL_RECEIVED",
+                    "CALL_ESTABLISHED",
+                    "CALL_FINISHED",
+                    "CALL_FAILED",
+                    "SAY_FINISHED",
+                    "PLAY_FINISHED",
+                    "DTMF_CAPTURED",
+                    "CALL_RECORDING_READY",
+                ],
+                "criteria": [{"callsConfigurationId": config_id}],
+                "profile": profile,
+            },
+        )
+        assert r.status_code == 201, r.text
+        return str(r.json()["subscriptionId"])
+
+
+@contextlib.asynccontextmanager
+async def running_harness(
+    tmp_path: Path, *, retry: RetryPolicy | None = None, create_config: bool = True
+) -> AsyncIterator[Harness]:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'switchboard.sqlite'}")
+    async with db.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    bus = InProcessEventBus()
+    engine = FakeEngine()
+    channel = FakeWhatsApp()
+    tts = FakeSynthesizer(tmp_path)
+    permissions = MemPermissions()
+    sender = Sender(
+        phone_number_id=SENDER_ID,
+        display_phone_number=SENDER_NUMBER,
+        waba_id="waba-1",
+        access_token="token",
+        app_secret="app-secret",
+        verify_token="verify",
+        graph_api_url="http://127.0.0.1:9/",
+        inbound=InboundConfiguration(InboundAction.SUBSCRIPTION, calls_configuration_id=CONFIG_ID),
+    )
+    control = CallControl(
+        calls=MemCalls(),
+        dialogs=MemDialogs(),
+        permissions=permissions,
+        senders=MemSenders([sender]),
+        bus=bus,
+        media=engine,
+        synthesizer=tts,
+        recordings_dir=tmp_path / "recordings",
+    )
+    control.register_channel(channel)
+    http = httpx.AsyncClient()
+    api = CallsApi(
+        control,
+        db,
+        http,
+        files_dir=tmp_path / "files",
+        allow_private_urls=True,
+        retry=retry or RetryPolicy(base_delay=0.05, max_delay=0.2, give_up_after=60, timeout=2),
+    )
+    api.register()
+    bus.subscribe(api.on_event)
+    app = FastAPI()
+    install_error_handlers(app)
+    app.include_router(api.router, dependencies=[Depends(api_key_dependency([API_KEY]))])
+    tasks = [asyncio.create_task(control.run()), asyncio.create_task(api.run())]
+    served = await serve(app)
+    client = httpx.AsyncClient(base_url=served.url, headers={"Authorization": f"App {API_KEY}"}, timeout=10)
+    harness = Harness(control, api, engine, channel, tts, permissions, db, served, client, tasks)
+    try:
+        if create_config:
+            r = await client.post("/calls/1/configurations", json={"id": CONFIG_ID, "name": "My app"})
+            assert r.status_code == 201, r.text
+        yield harness
+    finally:
+        await client.aclose()
+        await served.stop()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await http.aclose()
+        await db.close()
+
+
+@contextlib.asynccontextmanager
+async def running_receiver(sock: socket.socket | None = None) -> AsyncIterator[tuple[Receiver, str]]:
+    receiver = Receiver()
+    served = await serve(receiver.app(), sock)
+    try:
+        yield receiver, served.url + "/hook"
+    finally:
+        await served.stop()
