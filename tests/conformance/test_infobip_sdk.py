@@ -7,7 +7,6 @@ Every call must come back as a parsed object: a wrong status code or shape leave
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,8 +25,7 @@ from infobip_api_client.models.calls_say_request import CallsSayRequest
 from infobip_api_client.models.calls_whats_app_endpoint import CallsWhatsAppEndpoint
 from infobip_api_client.rest import ApiException
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from test_calls_api_harness import (
+from support.calls_api_harness import (
     API_KEY,
     CALLER,
     CONFIG_ID,

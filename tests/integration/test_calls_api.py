@@ -6,14 +6,12 @@ import asyncio
 import hashlib
 import hmac
 import re
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_calls_api_harness import (
+from support.calls_api_harness import (
     API_KEY,
     CALLER,
     CONFIG_ID,
@@ -22,7 +20,6 @@ from test_calls_api_harness import (
     running_harness,
     running_receiver,
 )
-
 from switchboard.apps.calls_api import RetryPolicy
 
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000$")

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import fractions
 import time
+import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from av import AudioFrame
 from switchboard.media.embedded import EmbeddedMediaEngine, SdpError
 from switchboard.media.embedded.rtp import build_rtp
 from switchboard.media.engine import (
+    AudioFile,
     DtmfReceived,
     DtmfSource,
     MediaEvent,
@@ -168,8 +170,8 @@ class Events:
         self.items.append(event)
         self._changed.set()
 
-    async def wait_for(self, kind: type[MediaEvent], count: int = 1, timeout: float = 10.0) -> list[Any]:
-        async with asyncio.timeout(timeout):
+    async def wait_for(self, kind: type[MediaEvent], count: int = 1, within: float = 10.0) -> list[Any]:
+        async with asyncio.timeout(within):
             while True:
                 found = [e for e in self.items if isinstance(e, kind)]
                 if len(found) >= count:
@@ -242,7 +244,7 @@ async def test_play_tone_record_dtmf_and_diagnostics(engine: EmbeddedMediaEngine
         heard = peer.heard(1.0)
         assert len(heard) > 24000
         assert abs(dominant_frequency(heard, 48000) - 1000) < 30
-        finished = await events.wait_for(PlaybackFinished, timeout=5)
+        finished = await events.wait_for(PlaybackFinished, within=5)
         assert finished[0].completed and finished[0].playback_id == "p1"
         assert 1900 <= finished[0].duration_ms <= 2100
 
@@ -279,6 +281,9 @@ async def test_play_tone_record_dtmf_and_diagnostics(engine: EmbeddedMediaEngine
         assert diagnostics.local_jitter_ms is not None
         assert [c[0] for c in diagnostics.state_changes].count("dtls") >= 2
         assert diagnostics.failure is None
+        # aiortc's receiver reports on our stream in RTCP RR.
+        assert diagnostics.remote_fraction_lost is not None
+        assert diagnostics.remote_jitter_ms is not None
     finally:
         await leg.close()
         await peer.close()
@@ -286,7 +291,7 @@ async def test_play_tone_record_dtmf_and_diagnostics(engine: EmbeddedMediaEngine
 
 async def test_bridge_two_peers_hear_each_other(engine: EmbeddedMediaEngine) -> None:
     peer_a, leg_a, events_a = await connect(engine, "a", 440)
-    peer_b, leg_b, events_b = await connect(engine, "b", 1200)
+    peer_b, leg_b, _events_b = await connect(engine, "b", 1200)
     try:
         await engine.bridge(leg_a, leg_b)
         await asyncio.sleep(2.0)
@@ -310,7 +315,7 @@ async def test_killed_peer_fails_its_leg_only(engine: EmbeddedMediaEngine) -> No
     peer_b, leg_b, events_b = await connect(engine, "lives", 440)
     try:
         peer_a.kill()
-        failed = (await events_a.wait_for(MediaFailed, timeout=8))[0]
+        failed = (await events_a.wait_for(MediaFailed, within=8))[0]
         assert "no RTP from the peer" in failed.reason
         assert leg_a.diagnostics().failure == failed.reason
         assert not [e for e in events_b.items if isinstance(e, MediaFailed)]
@@ -350,3 +355,116 @@ async def test_offer_answer_between_two_legs_carries_rfc4733(engine: EmbeddedMed
     finally:
         await caller.close()
         await callee.close()
+
+
+def _dtmf_wav(path: Path, digit_freqs: tuple[float, float], ms: int = 200) -> Path:
+    silence = np.zeros(48000 * 100 // 1000)
+    t = np.arange(48000 * ms // 1000) / 48000
+    tone = sum(np.sin(2 * np.pi * f * t) for f in digit_freqs) * 6000
+    samples = np.concatenate([silence, tone, silence]).astype("<i2")
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(48000)
+        wav.writeframes(samples.tobytes())
+    return path
+
+
+async def test_inband_dtmf_ogg_recording_and_close_events(
+    engine: EmbeddedMediaEngine, tmp_path: Path
+) -> None:
+    events_out, events_in = Events(), Events()
+    caller = await engine.create_leg("out", events_out)
+    callee = await engine.create_leg("in", events_in)
+    try:
+        await caller.accept_answer(await callee.answer(await caller.offer()))
+        await events_in.wait_for(MediaStarted)
+        await events_out.wait_for(MediaStarted)
+        callee.enable_inband_dtmf(True)
+        path = tmp_path / "in.ogg"
+        await callee.start_recording(path, fmt=RecordingFormat.OGG, recording_id="ogg")
+        await caller.play(AudioFile(_dtmf_wav(tmp_path / "5.wav", (770, 1336))), playback_id="d5")
+        digit = (await events_in.wait_for(DtmfReceived, within=5))[0]
+        assert (digit.digit, digit.source) == ("5", DtmfSource.INBAND)
+        assert 150 <= digit.duration_ms <= 250
+        await caller.play(Tone(500, 5000), playback_id="cut")
+        await asyncio.sleep(0.3)
+    finally:
+        await caller.close()
+        await callee.close()
+    cut = [e for e in events_out.items if isinstance(e, PlaybackFinished) and e.playback_id == "cut"]
+    assert len(cut) == 1 and not cut[0].completed
+    recording = [e for e in events_in.items if isinstance(e, RecordingFinished)]
+    assert len(recording) == 1 and recording[0].path == path and recording[0].size > 0
+    assert path.read_bytes()[:4] == b"OggS"
+
+
+async def test_unanswered_ice_fails_the_leg_with_a_reason() -> None:
+    engine = EmbeddedMediaEngine(addresses=["127.0.0.1"], ice_timeout=2.0)
+    await engine.start()
+    try:
+        silent = await engine.create_leg("silent", Events())
+        offer = await silent.offer()
+        await silent.close()  # nobody answers checks sent to its candidate any more
+        events = Events()
+        leg = await engine.create_leg("x", events)
+        await leg.answer(offer)
+        failed = (await events.wait_for(MediaFailed, within=6))[0]
+        assert failed.reason.startswith("ICE failed: no candidate pair answered")
+        assert "127.0.0.1" in failed.reason
+        assert leg.diagnostics().ice_state == "failed"
+        await leg.close()
+    finally:
+        await engine.stop()
+
+
+async def test_bridge_forwards_rfc4733_and_rewrites_payload_types(
+    engine: EmbeddedMediaEngine, tmp_path: Path
+) -> None:
+    """c1 -> (l1 bridged l2) -> c2, where the l2/c2 call negotiated Opus 109 and telephone-event 101."""
+    ev: dict[str, Events] = {name: Events() for name in ("c1", "l1", "l2", "c2")}
+    legs = {name: await engine.create_leg(name, ev[name]) for name in ev}
+    try:
+        await legs["c1"].accept_answer(await legs["l1"].answer(await legs["c1"].offer()))
+        offer = await legs["c2"].offer()
+        offer = offer.replace(" 111 126", " 109 101").replace(":111 ", ":109 ").replace(":126 ", ":101 ")
+        answer = await legs["l2"].answer(offer)
+        assert " UDP/TLS/RTP/SAVPF 109 101\r\n" in answer
+        await legs["c2"].accept_answer(answer)
+        for name in ev:
+            await ev[name].wait_for(MediaStarted)
+        await engine.bridge(legs["l1"], legs["l2"])
+        path = tmp_path / "c2.wav"
+        await legs["c2"].start_recording(path, fmt=RecordingFormat.WAV, recording_id="c2")
+        await legs["c1"].play(Tone(1000, 1500), playback_id="t")
+        await ev["c1"].wait_for(PlaybackFinished, within=5)
+        await legs["c2"].stop_recording()
+        pcm, rate = read_wav(path)
+        assert abs(dominant_frequency(pcm, rate) - 1000) < 30
+        await legs["c1"].send_dtmf("47")
+        for name in ("l1", "c2"):
+            digits = await ev[name].wait_for(DtmfReceived, count=2)
+            assert [d.digit for d in digits] == ["4", "7"], name
+        assert not [e for e in ev["l2"].items if isinstance(e, DtmfReceived)]
+        d2 = legs["c2"].diagnostics()
+        assert d2.packets_lost == 0 and d2.packets_received > 50
+    finally:
+        for leg in legs.values():
+            await leg.close()
+
+
+async def test_public_address_is_advertised() -> None:
+    engine = EmbeddedMediaEngine(addresses=["127.0.0.1"], public_address="203.0.113.9")
+    await engine.start()
+    try:
+        leg = await engine.create_leg("nat", Events())
+        offer = await leg.offer()
+        assert "c=IN IP4 203.0.113.9\r\n" in offer
+        candidates = [line for line in offer.split("\r\n") if line.startswith("a=candidate:")]
+        assert any(" 203.0.113.9 " in line for line in candidates)
+        assert any(" 127.0.0.1 " in line for line in candidates)
+        ports = {line.split()[5] for line in candidates}
+        assert len(ports) == 1
+        await leg.close()
+    finally:
+        await engine.stop()

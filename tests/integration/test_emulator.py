@@ -72,7 +72,7 @@ class Business:
             self.queue.put_nowait(document)
             return JSONResponse({})
 
-    async def next(self, predicate: Any = None, timeout: float = 15.0) -> dict[str, Any]:  # noqa: ASYNC109
+    async def next(self, predicate: Any = None, timeout: float = 15.0) -> dict[str, Any]:
         async with asyncio.timeout(timeout):
             while True:
                 document = await self.queue.get()

@@ -30,8 +30,7 @@ class SampleApp:
         return {"Authorization": f"App {self.api_key}"}
 
     async def post(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        response = await self.http.post(f"{self.api_url}{path}", json=body or {},
-                                        headers=self._headers())
+        response = await self.http.post(f"{self.api_url}{path}", json=body or {}, headers=self._headers())
         if response.status_code >= 400:
             log.warning("POST %s -> %s %s", path, response.status_code, response.text)
         data = response.json() if response.content else {}
@@ -44,8 +43,15 @@ class SampleApp:
             "/subscriptions/1/subscription/VOICE_VIDEO",
             {
                 "name": "sample app events",
-                "events": ["CALL_RECEIVED", "CALL_ESTABLISHED", "CALL_FINISHED", "CALL_FAILED",
-                           "SAY_FINISHED", "PLAY_FINISHED", "DTMF_CAPTURED"],
+                "events": [
+                    "CALL_RECEIVED",
+                    "CALL_ESTABLISHED",
+                    "CALL_FINISHED",
+                    "CALL_FAILED",
+                    "SAY_FINISHED",
+                    "PLAY_FINISHED",
+                    "DTMF_CAPTURED",
+                ],
                 "criteria": [{"callsConfigurationId": configuration_id}],
                 "profile": {"webhook": {"notifyUrl": notify_url}},
             },
@@ -60,15 +66,17 @@ class SampleApp:
         if kind == "CALL_RECEIVED":
             await self.post(f"{base}/answer")
         elif kind == "CALL_ESTABLISHED":
-            await self.post(f"{base}/say", {"text": GREETING, "language": "en",
-                                            "customData": {"step": "greeting"}})
+            await self.post(
+                f"{base}/say", {"text": GREETING, "language": "en", "customData": {"step": "greeting"}}
+            )
         elif kind == "SAY_FINISHED" and (props.get("customData") or {}).get("step") == "greeting":
-            await self.post(f"{base}/capture/dtmf",
-                            {"maxLength": 10, "timeout": 20000, "terminator": "#"})
+            await self.post(f"{base}/capture/dtmf", {"maxLength": 10, "timeout": 20000, "terminator": "#"})
         elif kind == "DTMF_CAPTURED":
             digits = " ".join(props.get("dtmf") or "") or "nothing"
-            await self.post(f"{base}/say", {"text": f"You entered {digits}. Goodbye.",
-                                            "language": "en", "customData": {"step": "bye"}})
+            await self.post(
+                f"{base}/say",
+                {"text": f"You entered {digits}. Goodbye.", "language": "en", "customData": {"step": "bye"}},
+            )
         elif kind == "SAY_FINISHED" and (props.get("customData") or {}).get("step") == "bye":
             await self.post(f"{base}/hangup")
 

@@ -32,8 +32,14 @@ def test_answered_call_has_duration_in_whole_seconds() -> None:
     call = new_call()
     st.transition(call, CallState.RINGING, T0 + timedelta(seconds=1), "ring")
     st.transition(call, CallState.ESTABLISHED, T0 + timedelta(seconds=3), "answer")
-    st.end(call, CallState.FINISHED, T0 + timedelta(seconds=10, milliseconds=700),
-           source=HangupSource.API, code=ErrorCode.NORMAL_HANGUP, description="bye")
+    st.end(
+        call,
+        CallState.FINISHED,
+        T0 + timedelta(seconds=10, milliseconds=700),
+        source=HangupSource.API,
+        code=ErrorCode.NORMAL_HANGUP,
+        description="bye",
+    )
     assert call.duration == 7
     assert call.ring_duration == 3
     assert call.error is not None and call.error.code is ErrorCode.NORMAL_HANGUP
@@ -41,12 +47,24 @@ def test_answered_call_has_duration_in_whole_seconds() -> None:
 
 def test_illegal_transition_names_call_state_and_action() -> None:
     call = new_call()
-    st.end(call, CallState.CANCELLED, T0, source=HangupSource.ENDPOINT,
-           code=ErrorCode.CANCELLED, description="gone")
+    st.end(
+        call,
+        CallState.CANCELLED,
+        T0,
+        source=HangupSource.ENDPOINT,
+        code=ErrorCode.CANCELLED,
+        description="gone",
+    )
     with pytest.raises(InvalidCallState, match="cannot answer call 'c1' in state CANCELLED"):
         st.transition(call, CallState.ESTABLISHED, T0, "answer")
-    assert not st.end(call, CallState.FINISHED, T0, source=HangupSource.API,
-                      code=ErrorCode.NORMAL_HANGUP, description="again")
+    assert not st.end(
+        call,
+        CallState.FINISHED,
+        T0,
+        source=HangupSource.API,
+        code=ErrorCode.NORMAL_HANGUP,
+        description="again",
+    )
 
 
 def test_every_state_has_a_row_and_final_states_have_no_way_out() -> None:

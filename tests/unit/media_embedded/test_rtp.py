@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
 from types import SimpleNamespace
 from typing import Any
@@ -21,7 +22,7 @@ from switchboard.media.embedded.rtp import (
 
 
 def _fields(packet: bytes) -> tuple[int, int, int, int, int]:
-    first, second, seq, ts, ssrc = RTP_HEADER.unpack_from(packet)
+    _first, second, seq, ts, ssrc = RTP_HEADER.unpack_from(packet)
     return second >> 7, second & 0x7F, seq, ts, ssrc
 
 
@@ -113,7 +114,7 @@ def test_outbound_stream_is_continuous_across_silence_forwarding_and_ssrc_change
     assert {f[4] for f in fields} == {leg.ssrc}
     assert {f[1] for f in fields} == {111}
     seqs = [f[2] for f in fields]
-    assert all((b - a) & 0xFFFF == 1 for a, b in zip(seqs, seqs[1:], strict=False))
+    assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs))
     stamps = [f[3] for f in fields]
-    steps = [(b - a) & 0xFFFFFFFF for a, b in zip(stamps, stamps[1:], strict=False)]
+    steps = [(b - a) & 0xFFFFFFFF for a, b in itertools.pairwise(stamps)]
     assert all(step % 960 == 0 and 0 < step <= 960 * 8 for step in steps), steps
