@@ -88,7 +88,6 @@ class Components:
         media = EmbeddedMediaEngine(
             addresses=list(settings.server.media_addresses),
             public_address=settings.server.media_public_address,
-            cache_dir=data_dir / "cache",
             no_media_timeout=settings.server.no_media_timeout_s,
         )
         control = CallControl(
@@ -118,7 +117,7 @@ class Components:
             files_dir=data_dir / "files",
             allow_private_urls=settings.server.allow_private_urls,
         )
-        calls_api.register(control)
+        calls_api.register()
         bus.subscribe(calls_api.on_event)
         webhooks = WhatsAppWebhooks(control, senders, SqlWebhookLedger(db), permissions)
         return cls(settings, db, http, control, media, calls_api, senders, permissions, webhooks)

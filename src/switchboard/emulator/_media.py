@@ -172,6 +172,7 @@ class Recorder:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._chunks: list[PCM] = []
         self._wav: wave.Wave_write | None = None
         self._task: asyncio.Task[None] | None = None
