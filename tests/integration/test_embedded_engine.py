@@ -45,7 +45,7 @@ def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
 
 
-class ToneTrack(MediaStreamTrack):  # type: ignore[misc]
+class ToneTrack(MediaStreamTrack):
     """A paced mono 48 kHz sine, 20 ms per frame."""
 
     kind = "audio"
@@ -103,7 +103,7 @@ class WhatsAppPeer:
         self._dtmf_seq = 1000
         self._dtmf_ts = 50000
 
-        @self.pc.on("track")  # type: ignore[misc]
+        @self.pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
             self._reader = asyncio.create_task(self._read(track))
 
@@ -111,6 +111,7 @@ class WhatsAppPeer:
         with contextlib.suppress(Exception):
             while True:
                 frame = await track.recv()
+                assert isinstance(frame, AudioFrame)
                 array = frame.to_ndarray()
                 channels = len(frame.layout.channels)
                 mono = array.reshape(-1, channels).mean(axis=1) if channels > 1 else array.reshape(-1)

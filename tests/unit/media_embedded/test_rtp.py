@@ -72,7 +72,7 @@ def _leg() -> tuple[EmbeddedLeg, list[bytes]]:
     leg = EmbeddedLeg(engine, "leg", lambda event: None)
     sent: list[bytes] = []
     leg._tx = _PassThroughSrtp()
-    leg._ice.send_datagram = sent.append  # type: ignore[method-assign]
+    leg._ice.send_datagram = sent.append  # type: ignore[method-assign,assignment]
     return leg, sent
 
 

@@ -1,0 +1,100 @@
+"""A business calls a WhatsApp user: refused until the user grants call permission, then connected with
+audio both ways."""
+
+from __future__ import annotations
+
+import io
+import wave
+
+import numpy as np
+import pytest
+
+from support.audio import tone_wav, tone_windows
+from support.platform import CONFIGURATION_ID, DISPLAY_NUMBER, PHONE_NUMBER_ID, Platform
+from switchboard.media.tones import tone_power_ratio
+
+pytestmark = pytest.mark.e2e
+USER = "15550003333"
+
+
+def call_request() -> dict[str, object]:
+    return {
+        "endpoint": {"type": "WHATSAPP", "phoneNumber": USER},
+        "from": DISPLAY_NUMBER,
+        "callsConfigurationId": CONFIGURATION_ID,
+        "connectTimeout": 30,
+    }
+
+
+def graph_actions(platform: Platform, path_end: str) -> list[dict[str, object]]:
+    return [
+        body
+        for method, path, body in platform.emulator.requests
+        if method == "POST" and path.endswith(path_end)
+    ]
+
+
+async def test_call_needs_permission_then_connects_with_audio_both_ways(platform: Platform) -> None:
+    await platform.subscribe()
+    user = platform.emulator.user(USER, name="Cy")
+    user.auto_tone = 600.0
+
+    refused = await platform.api.post("/calls/1/calls", json=call_request())
+    assert refused.status_code == 403, refused.text
+    assert "has not granted call permission" in refused.json()["requestError"]["serviceException"]["text"]
+    assert graph_actions(platform, "/calls") == [], "a call was dialled without permission"
+
+    permission = f"/whatsapp/1/senders/{DISPLAY_NUMBER}/calls/{USER}/permissions"
+    assert (await platform.api.get(permission)).json()["status"] == "NO_PERMISSION"
+    sent = await platform.api.post(
+        "/whatsapp/1/message/interactive/call-permission-request",
+        json={"from": DISPLAY_NUMBER, "to": USER, "text": "May we call you about your order?"},
+    )
+    assert sent.status_code == 200, sent.text
+    [message] = graph_actions(platform, "/messages")
+    assert message["interactive"]["type"] == "call_permission_request"  # type: ignore[index]
+    again = await platform.api.post(
+        "/whatsapp/1/message/interactive/call-permission-request",
+        json={"from": DISPLAY_NUMBER, "to": USER},
+    )
+    assert again.status_code == 403 and "limit" in again.text
+
+    await user.reply_permission(PHONE_NUMBER_ID, accept=True)
+    state = (await platform.api.get(permission)).json()
+    assert state["status"] == "TEMPORARY"
+    assert {a["name"]: a["canPerformAction"] for a in state["actions"]}["START_CALL"] is True
+
+    created = await platform.api.post("/calls/1/calls", json=call_request())
+    assert created.status_code == 201, created.text
+    call_id = created.json()["id"]
+    assert created.json()["direction"] == "OUTBOUND"
+    user_call = await user.next_incoming()
+    await platform.app.wait_for("CALL_RINGING", call_id)
+    await platform.app.wait_for("CALL_ESTABLISHED", call_id)
+    await user_call.wait_connected()
+
+    start = await platform.api.post(f"/calls/1/calls/{call_id}/start-recording", json={})
+    assert start.status_code == 200, start.text
+    files = {"file": ("tone.wav", tone_wav(1000, 2.0), "audio/wav")}
+    file_id = (await platform.api.post("/calls/1/files", files=files)).json()["id"]
+    await platform.api.post(
+        f"/calls/1/calls/{call_id}/play", json={"content": {"type": "FILE", "fileId": file_id}}
+    )
+    await platform.app.wait_for("PLAY_FINISHED", call_id)
+    await platform.api.post(f"/calls/1/calls/{call_id}/stop-recording", json={})
+    ready = await platform.app.wait_for("CALL_RECORDING_READY", call_id)
+    recording_id = ready["properties"]["recording"]["files"][0]["id"]
+    await platform.api.post(f"/calls/1/calls/{call_id}/hangup", json={})
+    await platform.app.wait_for("CALL_FINISHED", call_id)
+    await user_call.wait_state("TERMINATED")
+
+    assert tone_windows(user_call.heard_pcm(), 1000) >= 10, "the user did not hear the business"
+    download = await platform.api.get(f"/calls/1/recordings/files/{recording_id}")
+    assert download.status_code == 200
+    with wave.open(io.BytesIO(download.content)) as wav:
+        rate = wav.getframerate()
+        pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
+    assert tone_power_ratio(pcm, rate, 600) > 0.15, "the recording does not hold the user's 600 Hz tone"
+    assert tone_power_ratio(pcm, rate, 1000) > 0.15, "the recording does not hold what the user heard"
+    [connect] = [b for b in graph_actions(platform, "/calls") if b.get("action") == "connect"]
+    assert connect["to"] == USER
