@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from switchboard.core.errors import MediaError
 from switchboard.media.audio import FrameCache, silence_frame
@@ -157,9 +157,9 @@ class EmbeddedMediaEngine:
                 for leg in tuple(self._active):
                     self._guard(leg, leg._send_rtcp, now)
 
-    def _guard(self, leg: EmbeddedLeg, step: object, now: float) -> None:
+    def _guard(self, leg: EmbeddedLeg, step: Callable[[float], None], now: float) -> None:
         try:
-            step(now)  # type: ignore[operator]
+            step(now)
         except Exception as exc:
             self._crash(leg, exc)
 

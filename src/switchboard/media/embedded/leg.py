@@ -191,6 +191,9 @@ class EmbeddedLeg:
         self._rx_transit: int | None = None
         self._rx_jitter = 0.0
         self._rx_ssrc = 0
+        self._rx_ssrc_bytes = b""
+        self._rx_seq_count = 0
+        self._rx_lost_prior = 0
         self._rx_expected_prior = 0
         self._rx_received_prior = 0
         self._rx_lsr = 0
@@ -300,7 +303,7 @@ class EmbeddedLeg:
         d.bytes_received = self._rx_bytes
         if self._rx_base_seq >= 0:
             expected = self._rx_cycles + self._rx_max_seq - self._rx_base_seq + 1
-            d.packets_lost = max(0, expected - self._rx_count)
+            d.packets_lost = self._rx_lost_prior + max(0, expected - self._rx_seq_count)
             d.local_jitter_ms = round(self._rx_jitter / 48.0, 3)
         d.selected_pair = self._ice.selected_pair() or d.selected_pair
         return MediaDiagnostics(
@@ -453,17 +456,18 @@ class EmbeddedLeg:
             self._last_rx = now
             self._rx_count += 1
             self._rx_bytes += len(data)
+            pt = packet[1] & 0x7F
             seq = (packet[2] << 8) | packet[3]
-            if self._rx_max_seq < 0:
-                self._rx_base_seq = self._rx_max_seq = seq
-                self._rx_ssrc = int.from_bytes(packet[8:12], "big")
-            else:
+            if packet[8:12] == self._rx_ssrc_bytes:
+                # RFC 3550 A.1 sequence tracking, for the audio SSRC only.
+                self._rx_seq_count += 1
                 delta = (seq - self._rx_max_seq) & 0xFFFF
                 if 0 < delta < 0x8000:
                     if seq < self._rx_max_seq:
                         self._rx_cycles += 0x10000
                     self._rx_max_seq = seq
-            pt = packet[1] & 0x7F
+            elif pt == self._opus_pt:
+                self._restart_rx_stream(packet[8:12], seq)
             timestamp = int.from_bytes(packet[4:8], "big")
             if pt == self._opus_pt:
                 # RFC 3550 A.8 interarrival jitter, in 48 kHz timestamp units.
@@ -497,6 +501,18 @@ class EmbeddedLeg:
         if result is not None:
             digit, duration_ms = result
             self._emit(DtmfReceived(self._id, digit, duration_ms, DtmfSource.RFC4733))
+
+    def _restart_rx_stream(self, ssrc: bytes, seq: int) -> None:
+        """The peer's audio (re)started on a new SSRC: keep the loss so far, track the new stream."""
+        if self._rx_base_seq >= 0:
+            expected = self._rx_cycles + self._rx_max_seq - self._rx_base_seq + 1
+            self._rx_lost_prior += max(0, expected - self._rx_seq_count)
+        self._rx_ssrc_bytes = ssrc
+        self._rx_ssrc = int.from_bytes(ssrc, "big")
+        self._rx_base_seq = self._rx_max_seq = seq
+        self._rx_cycles = 0
+        self._rx_seq_count = 1
+        self._rx_expected_prior = self._rx_received_prior = 0
 
     def _decode_received(self, payload: bytes) -> None:
         decoder = self._rx_decoder
@@ -627,10 +643,9 @@ class EmbeddedLeg:
             )
         )
         if is_audio:
-            payload = rtp_payload(packet)
-            self._payload_bytes_sent += len(payload)
+            self._payload_bytes_sent += len(packet) - 12
             if self._recording is not None:
-                self._record_sent(payload)
+                self._record_sent(rtp_payload(packet))
 
     def _record_sent(self, payload: bytes) -> None:
         recording = self._recording
@@ -724,10 +739,8 @@ class EmbeddedLeg:
                     what="ice",
                 )
             elif now - self._last_rx > timeouts.no_media_timeout:
-                self._fail(
-                    f"no RTP from the peer for {now - self._last_rx:.0f} s "
-                    f"(last packet {'received' if self._rx_count else 'never received'})"
-                )
+                detail = "" if self._rx_count else " (none received since DTLS connected)"
+                self._fail(f"no RTP from the peer for {now - self._last_rx:.0f} s{detail}")
         elif self._dtls_started_at and now - self._dtls_started_at > timeouts.dtls_timeout:
             self._fail(
                 f"DTLS handshake timed out after {timeouts.dtls_timeout:.0f} s "
@@ -743,9 +756,9 @@ class EmbeddedLeg:
             extended_max = self._rx_cycles + self._rx_max_seq
             expected = extended_max - self._rx_base_seq + 1
             expected_interval = expected - self._rx_expected_prior
-            received_interval = self._rx_count - self._rx_received_prior
+            received_interval = self._rx_seq_count - self._rx_received_prior
             self._rx_expected_prior = expected
-            self._rx_received_prior = self._rx_count
+            self._rx_received_prior = self._rx_seq_count
             lost_interval = expected_interval - received_interval
             fraction = (
                 lost_interval / expected_interval if expected_interval > 0 and lost_interval > 0 else 0.0
@@ -754,7 +767,7 @@ class EmbeddedLeg:
             report = ReportBlock(
                 ssrc=self._rx_ssrc,
                 fraction_lost=fraction,
-                cumulative_lost=expected - self._rx_count,
+                cumulative_lost=expected - self._rx_seq_count,
                 highest_sequence=extended_max,
                 jitter=int(self._rx_jitter),
                 lsr=self._rx_lsr,
