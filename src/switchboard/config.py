@@ -66,6 +66,12 @@ class DatabaseSettings(_Strict):
 
 class ApiSettings(_Strict):
     keys: list[str] = Field(default_factory=list)
+    webhook_timeout_s: float = Field(5.0, gt=0)
+    """How long one event delivery to a subscription's URL may take."""
+    webhook_retry_max_delay_s: float = Field(300.0, gt=0)
+    """Failed deliveries are retried with exponential backoff (1 s, 2 s, 4 s, ...) up to this delay."""
+    webhook_give_up_after_s: float = Field(86400.0, gt=0)
+    """An event not delivered for this long is marked failed and logged."""
 
     @field_validator("keys")
     @classmethod

@@ -18,7 +18,7 @@ import uvicorn
 from fastapi import Depends, FastAPI
 from fastapi.responses import RedirectResponse
 
-from switchboard.apps.calls_api import CallsApi
+from switchboard.apps.calls_api import CallsApi, RetryPolicy
 from switchboard.channels.whatsapp.api import build_router as whatsapp_api_router
 from switchboard.channels.whatsapp.channel import WhatsAppChannel
 from switchboard.channels.whatsapp.graph import GraphClient, GraphSettings
@@ -116,6 +116,11 @@ class Components:
             http,
             files_dir=data_dir / "files",
             allow_private_urls=settings.server.allow_private_urls,
+            retry=RetryPolicy(
+                max_delay=settings.api.webhook_retry_max_delay_s,
+                give_up_after=settings.api.webhook_give_up_after_s,
+                timeout=settings.api.webhook_timeout_s,
+            ),
         )
         calls_api.register()
         bus.subscribe(calls_api.on_event)

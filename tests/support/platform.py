@@ -81,9 +81,17 @@ class WebhookApp:
             await self._task
             self._server = None
 
-    async def wait_for(self, type_: str, call_id: str | None = None, timeout: float = 30.0) -> dict[str, Any]:
+    async def wait_for(
+        self,
+        type_: str,
+        call_id: str | None = None,
+        timeout: float = 30.0,
+        exclude: frozenset[str] = frozenset(),
+    ) -> dict[str, Any]:
         def find() -> dict[str, Any] | None:
             for event in self.events:
+                if event.get("callId") in exclude:
+                    continue
                 if event.get("type") == type_ and (call_id is None or event.get("callId") == call_id):
                     return event
             return None
@@ -140,7 +148,10 @@ class Platform:
         return data
 
 
-def platform_settings(tmp_path: Path, port: int, graph_url: str, app_secret: str, **server: Any) -> Settings:
+def platform_settings(
+    tmp_path: Path, port: int, graph_url: str, app_secret: str, api: dict[str, Any] | None = None,
+    **server: Any,
+) -> Settings:
     return load_settings(
         overrides={
             "server": {
@@ -150,7 +161,7 @@ def platform_settings(tmp_path: Path, port: int, graph_url: str, app_secret: str
                 "allow_private_urls": True,
                 **server,
             },
-            "api": {"keys": [API_KEY]},
+            "api": {"keys": [API_KEY], **(api or {})},
             "whatsapp": {
                 "graph_retries": 2,
                 "graph_timeout_s": 2.0,
@@ -173,7 +184,9 @@ def platform_settings(tmp_path: Path, port: int, graph_url: str, app_secret: str
 
 
 @contextlib.asynccontextmanager
-async def running_platform(tmp_path: Path, **server: Any) -> AsyncIterator[Platform]:
+async def running_platform(
+    tmp_path: Path, api: dict[str, Any] | None = None, **server: Any
+) -> AsyncIterator[Platform]:
     app_secret = secrets.token_hex(16)
     port = free_port()
     emulator = MetaEmulator(
@@ -184,15 +197,15 @@ async def running_platform(tmp_path: Path, **server: Any) -> AsyncIterator[Platf
     emulator.add_business_number(PHONE_NUMBER_ID, DISPLAY_NUMBER, WABA_ID, "e2e-access-token", app_secret)
     app = WebhookApp(free_port())
     async with emulator:
-        settings = platform_settings(tmp_path, port, emulator.graph_url, app_secret, **server)
+        settings = platform_settings(tmp_path, port, emulator.graph_url, app_secret, api, **server)
         await app.start()
         try:
             async with (
                 Server(settings) as srv,
                 httpx.AsyncClient(
                     base_url=srv.url, headers={"Authorization": f"App {API_KEY}"}, timeout=30
-                ) as api,
+                ) as client,
             ):
-                yield Platform(srv, emulator, app, api, settings, app_secret)
+                yield Platform(srv, emulator, app, client, settings, app_secret)
         finally:
             await app.stop()

@@ -60,6 +60,7 @@ from switchboard.media.engine import (
     AudioFile,
     AudioSource,
     DtmfReceived,
+    MediaClosed,
     MediaEngine,
     MediaEvent,
     MediaFailed,
@@ -71,6 +72,9 @@ from switchboard.media.engine import (
 )
 
 log = logging.getLogger(__name__)
+
+MEDIA_CLOSED_GRACE_S = 5.0
+"""After a peer closes its media cleanly, how long to wait for its signalling to end the call."""
 
 
 class Synthesizer(Protocol):
@@ -110,6 +114,7 @@ class _Session:
     capture: DtmfCapture | None = None
     capture_timer: asyncio.TimerHandle | None = None
     connect_timer: asyncio.TimerHandle | None = None
+    media_closed_timer: asyncio.TimerHandle | None = None
     recording: tuple[str, dict[str, str]] | None = None
     dialog_id: str | None = None
 
@@ -494,7 +499,7 @@ class CallControl:
         answered = call.answer_time is not None
         if tell_peer:
             await self._tell_peer_end(call)
-        for timer in (session.capture_timer, session.connect_timer):
+        for timer in (session.capture_timer, session.connect_timer, session.media_closed_timer):
             self._cancel_timer(timer)
         await self._finish_operations(session)
         call.media = session.leg.diagnostics().as_dict()
@@ -638,9 +643,7 @@ class CallControl:
             return
         delay = max(0.0, session.capture.next_deadline() - time.monotonic())
         loop = asyncio.get_running_loop()
-        session.capture_timer = loop.call_later(
-            delay, self._queue.put_nowait, (session.call.id, "capture")
-        )
+        session.capture_timer = loop.call_later(delay, self._queue.put_nowait, (session.call.id, "capture"))
 
     async def send_dtmf(self, call_id: str, digits: str) -> Call:
         session = await self._live(call_id)
@@ -708,9 +711,7 @@ class CallControl:
             result = await channel.dial(call, offer)
         except SwitchboardError as exc:
             async with session.lock:
-                await self._end(
-                    session, _failure_code(exc), str(exc), HangupSource.PLATFORM, tell_peer=False
-                )
+                await self._end(session, _failure_code(exc), str(exc), HangupSource.PLATFORM, tell_peer=False)
             raise
         call.external_id = result.external_id
         self._by_external[result.external_id] = call.id
@@ -723,9 +724,7 @@ class CallControl:
         return call
 
     async def _check_whatsapp_outbound(self, call: Call) -> None:
-        sender = await self._senders.get(call.from_) or await self._senders.by_display_number(
-            call.from_
-        )
+        sender = await self._senders.get(call.from_) or await self._senders.by_display_number(call.from_)
         if sender is None:
             raise SwitchboardError(f"from {call.from_!r} is not a WhatsApp sender of this server")
         call.sender_id = sender.phone_number_id
@@ -804,11 +803,7 @@ class CallControl:
         dialog.end_time = self._now()
         dialog.error = session.call.error
         await self._dialogs.save(dialog)
-        other_id = (
-            dialog.child_call_id
-            if session.call.id == dialog.parent_call_id
-            else dialog.parent_call_id
-        )
+        other_id = dialog.child_call_id if session.call.id == dialog.parent_call_id else dialog.parent_call_id
         other = self._sessions.get(other_id)
         if other is not None:
             async with other.lock:
@@ -838,6 +833,11 @@ class CallControl:
         match event:
             case MediaStarted():
                 log.info("media of call %s started", event.leg_id)
+            case MediaClosed():
+                loop = asyncio.get_running_loop()
+                session.media_closed_timer = loop.call_later(
+                    MEDIA_CLOSED_GRACE_S, self._queue.put_nowait, (session.call.id, "media_closed")
+                )
             case MediaFailed(reason=reason):
                 async with session.lock:
                     await self._end(
@@ -922,6 +922,15 @@ class CallControl:
                 self._arm_capture_timer(session)
             else:
                 await self._capture_done(session, result)
+        elif what == "media_closed":
+            async with session.lock:
+                await self._end(
+                    session,
+                    ErrorCode.NORMAL_HANGUP,
+                    "the peer ended the media session",
+                    HangupSource.ENDPOINT,
+                    tell_peer=True,
+                )
         elif what == "connect" and session.call.state in st.ANSWERABLE:
             async with session.lock:
                 await self._end(

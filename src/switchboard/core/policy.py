@@ -40,9 +40,7 @@ class Limit:
         return self.current_usage >= self.max_allowed
 
 
-def _limits(
-    uses: list[datetime], windows: tuple[tuple[timedelta, int], ...], now: datetime
-) -> list[Limit]:
+def _limits(uses: list[datetime], windows: tuple[tuple[timedelta, int], ...], now: datetime) -> list[Limit]:
     out = []
     for period, max_allowed in windows:
         inside = sorted(t for t in uses if t > now - period)
@@ -81,9 +79,7 @@ def can_start_call(record: PermissionRecord | None, now: datetime) -> bool:
     return not any(limit.reached for limit in call_limits(record, now))
 
 
-def check_call_permission(
-    record: PermissionRecord | None, sender_id: str, user: str, now: datetime
-) -> None:
+def check_call_permission(record: PermissionRecord | None, sender_id: str, user: str, now: datetime) -> None:
     """Raise `NoCallPermission` unless a business-initiated call to `user` may be placed now."""
     status = effective_status(record, now)
     if status is PermissionStatus.NO_PERMISSION:
@@ -99,13 +95,9 @@ def check_call_permission(
             )
 
 
-def check_request_allowed(
-    record: PermissionRecord | None, sender_id: str, user: str, now: datetime
-) -> None:
+def check_request_allowed(record: PermissionRecord | None, sender_id: str, user: str, now: datetime) -> None:
     if effective_status(record, now) is PermissionStatus.PERMANENT:
-        raise PolicyViolation(
-            f"user {user} already granted permanent call permission to {sender_id}"
-        )
+        raise PolicyViolation(f"user {user} already granted permanent call permission to {sender_id}")
     for limit in request_limits(record, now):
         if limit.reached:
             raise PolicyViolation(
@@ -115,9 +107,7 @@ def check_request_allowed(
             )
 
 
-def grant(
-    record: PermissionRecord, *, permanent: bool, expires_at: datetime | None, now: datetime
-) -> None:
+def grant(record: PermissionRecord, *, permanent: bool, expires_at: datetime | None, now: datetime) -> None:
     record.status = PermissionStatus.PERMANENT if permanent else PermissionStatus.TEMPORARY
     record.expires_at = None if permanent else (expires_at or now + TEMPORARY_PERMISSION)
     record.unanswered_in_a_row = 0
@@ -138,9 +128,7 @@ def record_request(record: PermissionRecord, now: datetime) -> None:
 def record_call_outcome(record: PermissionRecord, *, connected: bool, now: datetime) -> None:
     """A connected call resets the request limits; unanswered calls in a row revoke the permission."""
     if connected:
-        record.connected_calls = [
-            t for t in record.connected_calls if t > now - timedelta(hours=24)
-        ] + [now]
+        record.connected_calls = [t for t in record.connected_calls if t > now - timedelta(hours=24)] + [now]
         record.requests = []
         record.unanswered_in_a_row = 0
     else:

@@ -49,9 +49,7 @@ def error_body(message_id: str, text: str) -> dict[str, Any]:
 
 
 def error_response(status: int, text: str, message_id: str | None = None) -> JSONResponse:
-    return JSONResponse(
-        error_body(message_id or MESSAGE_IDS.get(status, "ERROR"), text), status_code=status
-    )
+    return JSONResponse(error_body(message_id or MESSAGE_IDS.get(status, "ERROR"), text), status_code=status)
 
 
 def describe_validation(exc: RequestValidationError) -> str:

@@ -15,7 +15,11 @@ class UnsafeUrl(ValueError):
 def _is_private(address: str) -> bool:
     ip = ipaddress.ip_address(address)
     return bool(
-        ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_reserved
         or ip.is_unspecified
     )
 

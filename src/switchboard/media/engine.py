@@ -40,6 +40,13 @@ class MediaFailed(MediaEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class MediaClosed(MediaEvent):
+    """The peer ended the media session cleanly (DTLS close_notify); its signalling usually follows."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class DtmfReceived(MediaEvent):
     digit: str
     duration_ms: int
@@ -115,8 +122,7 @@ class MediaDiagnostics:
             "iceState": self.ice_state,
             "dtlsState": self.dtls_state,
             "stateChanges": [
-                {"component": what, "state": state, "time": when}
-                for what, state, when in self.state_changes
+                {"component": what, "state": state, "time": when} for what, state, when in self.state_changes
             ],
             "selectedCandidatePair": self.selected_pair,
             "packetsSent": self.packets_sent,
@@ -155,9 +161,7 @@ class MediaLeg(Protocol):
     async def send_dtmf(self, digits: str, *, duration_ms: int = 100, gap_ms: int = 60) -> None:
         """Send RFC 4733 telephone-events; returns when the last digit has been sent."""
 
-    async def start_recording(
-        self, path: Path, *, fmt: RecordingFormat, recording_id: str
-    ) -> None:
+    async def start_recording(self, path: Path, *, fmt: RecordingFormat, recording_id: str) -> None:
         """Record what the peer sends (and, bridged, what it hears) to `path`."""
 
     async def stop_recording(self) -> None:

@@ -45,6 +45,7 @@ from switchboard.media.engine import (
     AudioSource,
     DtmfReceived,
     DtmfSource,
+    MediaClosed,
     MediaDiagnostics,
     MediaEvent,
     MediaEventSink,
@@ -569,7 +570,7 @@ class EmbeddedLeg:
         elif dtls.state is DtlsState.FAILED:
             self._fail(dtls.failure or "DTLS handshake failed", what="dtls")
         elif dtls.state is DtlsState.CLOSED and self._tx is not None:
-            self._fail("the peer closed the DTLS association (close_notify)", what="dtls")
+            self._fail("the peer closed the media session (DTLS close_notify)", what="dtls", clean=True)
 
     # -- send path --------------------------------------------------------------------------------------
 
@@ -829,19 +830,21 @@ class EmbeddedLeg:
             if item.done is not None and not item.done.done():
                 item.done.set_exception(MediaError(f"DTMF not sent: {reason}"))
 
-    def _fail(self, reason: str, *, what: str | None = None) -> None:
+    def _fail(self, reason: str, *, what: str | None = None, clean: bool = False) -> None:
+        """Stop the leg's media; `clean` when the peer ended it on purpose (not a failure)."""
         if self._failed or self._closed:
             return
         self._failed = True
-        self._diag.failure = reason
+        if not clean:
+            self._diag.failure = reason
         if what is not None:
-            self._set_state(what, "failed")
+            self._set_state(what, "closed" if clean else "failed")
         self._engine._active.discard(self)
         self._engine._handshaking.discard(self)
         self._end_playback(completed=False)
         self._fail_dtmf(reason)
-        logger.info("media leg %s failed: %s", self._id, reason)
-        self._emit(MediaFailed(self._id, reason))
+        logger.info("media leg %s ended: %s", self._id, reason)
+        self._emit(MediaClosed(self._id, reason) if clean else MediaFailed(self._id, reason))
 
     def _set_state(self, what: str, state: str) -> None:
         if what == "ice":
