@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from support.platform import PHONE_NUMBER_ID, WABA_ID, DISPLAY_NUMBER, Platform, running_platform
+from support.platform import DISPLAY_NUMBER, PHONE_NUMBER_ID, WABA_ID, Platform
 from switchboard.channels.whatsapp.signature import sign
 
 pytestmark = pytest.mark.e2e
@@ -21,20 +20,35 @@ def notification(calls: list[dict[str, object]]) -> bytes:
         "contacts": [{"profile": {"name": "Dee"}, "wa_id": USER}],
         "calls": calls,
     }
-    body = {"object": "whatsapp_business_account",
-            "entry": [{"id": WABA_ID, "changes": [{"field": "calls", "value": value}]}]}
+    body = {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": WABA_ID, "changes": [{"field": "calls", "value": value}]}],
+    }
     return json.dumps(body).encode()
 
 
 def connect(call_id: str) -> dict[str, object]:
-    return {"id": call_id, "to": DISPLAY_NUMBER, "from": USER, "event": "connect",
-            "timestamp": "1764000000", "direction": "USER_INITIATED",
-            "session": {"sdp_type": "offer", "sdp": "v=0\r\n"}}
+    return {
+        "id": call_id,
+        "to": DISPLAY_NUMBER,
+        "from": USER,
+        "event": "connect",
+        "timestamp": "1764000000",
+        "direction": "USER_INITIATED",
+        "session": {"sdp_type": "offer", "sdp": "v=0\r\n"},
+    }
 
 
 def terminate(call_id: str) -> dict[str, object]:
-    return {"id": call_id, "to": DISPLAY_NUMBER, "from": USER, "event": "terminate",
-            "direction": "USER_INITIATED", "timestamp": "1764000001", "status": "COMPLETED"}
+    return {
+        "id": call_id,
+        "to": DISPLAY_NUMBER,
+        "from": USER,
+        "event": "terminate",
+        "direction": "USER_INITIATED",
+        "timestamp": "1764000001",
+        "status": "COMPLETED",
+    }
 
 
 async def post_webhook(platform: Platform, body: bytes, signature: str | None) -> tuple[int, str]:
@@ -65,8 +79,12 @@ async def test_signature_json_and_shape_are_checked_before_anything_is_processed
     wrong = json.dumps({"object": "page", "entry": []}).encode()
     status, text = await post_webhook(platform, wrong, sign(wrong, platform.app_secret))
     assert status == 400 and "whatsapp_business_account" in text
-    no_metadata = json.dumps({"object": "whatsapp_business_account",
-                              "entry": [{"id": "1", "changes": [{"field": "calls", "value": {}}]}]}).encode()
+    no_metadata = json.dumps(
+        {
+            "object": "whatsapp_business_account",
+            "entry": [{"id": "1", "changes": [{"field": "calls", "value": {}}]}],
+        }
+    ).encode()
     status, text = await post_webhook(platform, no_metadata, sign(no_metadata, platform.app_secret))
     assert status == 400 and "metadata" in text
     assert (await platform.api.get("/health")).status_code == 200

@@ -149,7 +149,11 @@ class Platform:
 
 
 def platform_settings(
-    tmp_path: Path, port: int, graph_url: str, app_secret: str, api: dict[str, Any] | None = None,
+    tmp_path: Path,
+    port: int,
+    graph_url: str,
+    app_secret: str,
+    api: dict[str, Any] | None = None,
     **server: Any,
 ) -> Settings:
     return load_settings(
