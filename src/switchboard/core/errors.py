@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from switchboard.errors import MediaError, SwitchboardError
 
-class SwitchboardError(Exception):
-    """Base of every error the core raises on purpose."""
-
-    status_hint = 400
+__all__ = [
+    "CallNotFound",
+    "ChannelError",
+    "DialogNotFound",
+    "InvalidCallState",
+    "MediaError",
+    "NoCallPermission",
+    "NotFound",
+    "PolicyViolation",
+    "PstnForbidden",
+    "SwitchboardError",
+    "UnsupportedEndpoint",
+]
 
 
 class NotFound(SwitchboardError):
@@ -69,7 +79,3 @@ class ChannelError(SwitchboardError):
         super().__init__(message)
         self.code = code
         self.retryable = retryable
-
-
-class MediaError(SwitchboardError):
-    status_hint = 500

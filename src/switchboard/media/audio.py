@@ -17,7 +17,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from switchboard.core.errors import MediaError
+from switchboard.errors import MediaError
 from switchboard.media.engine import AudioFile, AudioSource, Tone
 
 SAMPLE_RATE = 48000

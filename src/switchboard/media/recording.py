@@ -15,7 +15,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from switchboard.core.errors import MediaError
+from switchboard.errors import MediaError
 from switchboard.media.audio import FRAME_SAMPLES, SAMPLE_RATE
 from switchboard.media.engine import RecordingFormat
 

@@ -17,7 +17,7 @@ import secrets
 import shutil
 from pathlib import Path
 
-from switchboard.core.errors import MediaError
+from switchboard.errors import MediaError
 
 BASE_WORDS_PER_MINUTE = 175
 """eSpeak NG's default speed, which Infobip's speechRate 1.0 maps to."""

@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from switchboard.core.errors import MediaError
+from switchboard.errors import MediaError
 from switchboard.media.audio import FrameCache, silence_frame
 from switchboard.media.embedded.dtls import DtlsContext
 from switchboard.media.embedded.leg import FRAME_SECONDS, EmbeddedLeg

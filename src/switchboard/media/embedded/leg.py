@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import pylibsrtp
 
-from switchboard.core.errors import MediaError
+from switchboard.errors import MediaError
 from switchboard.media.audio import OpusDecoder
 from switchboard.media.embedded.dtls import DtlsRole, DtlsSrtpSession, DtlsState
 from switchboard.media.embedded.ice import IceAgent

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from switchboard.core.errors import MediaError
+from switchboard.errors import MediaError
 
 
 class SdpError(MediaError):
