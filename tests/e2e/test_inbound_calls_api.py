@@ -26,7 +26,10 @@ async def act(platform: Platform, call_id: str, action: str, body: dict[str, Any
     return response.json()
 
 
-async def test_app_answers_says_plays_captures_dtmf_and_hangs_up(platform: Platform) -> None:
+async def test_app_answers_says_plays_captures_dtmf_and_hangs_up(
+    platform_on_each_database: Platform,
+) -> None:
+    platform = platform_on_each_database
     await platform.subscribe()
     tone_id = await upload_tone(platform, 1000, 1.5)
     user = platform.emulator.user("15550001111", name="Ana")

@@ -7,17 +7,16 @@ PostgreSQL is expected at postgresql://postgres@127.0.0.1:5432/test (trust auth)
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
 
+from support.databases import KINDS, empty_database
 from switchboard.core.models import (
     Call,
     CallError,
@@ -53,35 +52,15 @@ from switchboard.store import (
 )
 from switchboard.store.migrations_runner import target_metadata
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
-PG_ASYNC = "postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
 CORE_TABLES = {"calls", "call_logs", "dialogs", "senders", "call_permissions", "webhook_ledger"}
 CEST = timezone(timedelta(hours=2))
 
 
-async def _pg_admin() -> Any:
-    import asyncpg  # type: ignore[import-untyped]
-
-    try:
-        return await asyncio.wait_for(asyncpg.connect(PG_ADMIN), timeout=5)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN}: {exc!r}")
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=KINDS)
 async def url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """An empty database's URL."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'switchboard.db'}"
-        return
-    admin = await _pg_admin()
-    name = f"sb_test_{uuid.uuid4().hex[:12]}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG_ASYNC.format(name=name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with empty_database(request.param, tmp_path) as database_url:
+        yield database_url
 
 
 @pytest.fixture

@@ -154,6 +154,7 @@ def platform_settings(
     graph_url: str,
     app_secret: str,
     api: dict[str, Any] | None = None,
+    database_url: str | None = None,
     **server: Any,
 ) -> Settings:
     return load_settings(
@@ -166,6 +167,7 @@ def platform_settings(
                 **server,
             },
             "api": {"keys": [API_KEY], **(api or {})},
+            "database": {"url": database_url},
             "whatsapp": {
                 "graph_retries": 2,
                 "graph_timeout_s": 2.0,
@@ -189,7 +191,7 @@ def platform_settings(
 
 @contextlib.asynccontextmanager
 async def running_platform(
-    tmp_path: Path, api: dict[str, Any] | None = None, **server: Any
+    tmp_path: Path, api: dict[str, Any] | None = None, database_url: str | None = None, **server: Any
 ) -> AsyncIterator[Platform]:
     app_secret = secrets.token_hex(16)
     port = free_port()
@@ -201,7 +203,9 @@ async def running_platform(
     emulator.add_business_number(PHONE_NUMBER_ID, DISPLAY_NUMBER, WABA_ID, "e2e-access-token", app_secret)
     app = WebhookApp(free_port())
     async with emulator:
-        settings = platform_settings(tmp_path, port, emulator.graph_url, app_secret, api, **server)
+        settings = platform_settings(
+            tmp_path, port, emulator.graph_url, app_secret, api, database_url, **server
+        )
         await app.start()
         try:
             async with (
