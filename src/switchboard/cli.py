@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.log_level.upper() != "DEBUG":
+        for noisy in ("alembic", "httpx", "aioice", "uvicorn.access"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         if args.command == "serve":
             asyncio.run(_serve(_serve_settings(args)))

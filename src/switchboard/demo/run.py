@@ -64,7 +64,7 @@ Switchboard demo is running.
 Call the business from your browser:  {emulator.phone_url}
 Or place a scripted call from another terminal:
   .venv/bin/switchboard emulator call --emulator {emulator.graph_url} --to {PHONE_NUMBER_ID} \\
-      --dtmf 123# --seconds 12
+      --dtmf 123# --seconds 15
 
 Press Ctrl+C to stop.
 """,

@@ -6,10 +6,11 @@ import asyncio
 import contextlib
 from typing import Any
 
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from ._media import SAMPLE_RATE, dominant_frequency
+from ._media import SAMPLE_RATE
 from ._state import EmulatorState
 from ._user import UserCall, WhatsAppUser
 
@@ -31,6 +32,7 @@ async def scripted_call(
     *,
     tone: float | None = 440.0,
     dtmf: str = "",
+    dtmf_delay: float = 6.0,
     seconds: float = 10.0,
     accept_timeout: float = 60.0,
 ) -> dict[str, Any]:
@@ -46,7 +48,7 @@ async def scripted_call(
             if tone:
                 call.play_tone(tone)
                 log.append(f"playing {tone:g} Hz")
-            if dtmf:
+            if dtmf and await wait_any(call, ("TERMINATED",), dtmf_delay) is None:
                 await call.press(dtmf)
                 log.append(f"pressed {dtmf}")
         if await wait_any(call, ("TERMINATED",), seconds) == "TERMINATED":
@@ -57,14 +59,15 @@ async def scripted_call(
     if not call.ended:
         await call.hang_up()
         log.append("user hung up")
-    tail = heard[-SAMPLE_RATE:]
+    windows = heard[: heard.size // 960 * 960].reshape(-1, 960).astype(np.float64)
+    audible = int(np.count_nonzero(np.sqrt((windows**2).mean(axis=1)) > 100)) if windows.size else 0
     return {
         "call_id": call.call_id,
         "states": call.states,
         "end_status": call.end_status,
         "graph_actions": [action for action, _ in call.events],
         "heard_seconds": round(heard.size / SAMPLE_RATE, 2),
-        "heard_dominant_hz": round(dominant_frequency(tail), 1) if tail.size else None,
+        "heard_audible_seconds": round(audible * 0.02, 2),
         "recording": str(call.recording_path),
         "log": log,
     }
@@ -82,6 +85,7 @@ def add_control_routes(app: FastAPI, state: EmulatorState) -> None:
                 str(body["to"]),
                 tone=body.get("tone"),
                 dtmf=str(body.get("dtmf") or ""),
+                dtmf_delay=float(body.get("dtmf_delay", 6.0)),
                 seconds=float(body.get("seconds", 10)),
             )
         except (KeyError, ValueError) as exc:

@@ -61,10 +61,19 @@ async def place_call(
     name: str | None = None,
     tone: float | None = 440.0,
     dtmf: str = "",
+    dtmf_delay: float = 6.0,
     seconds: float = 10.0,
 ) -> dict[str, Any]:
     """Ask a running emulator to place a scripted user call; returns (and prints) its report."""
-    body = {"to": to, "from": from_, "name": name or from_, "tone": tone, "dtmf": dtmf, "seconds": seconds}
+    body = {
+        "to": to,
+        "from": from_,
+        "name": name or from_,
+        "tone": tone,
+        "dtmf": dtmf,
+        "dtmf_delay": dtmf_delay,
+        "seconds": seconds,
+    }
     async with httpx.AsyncClient(timeout=seconds + 120) as client:
         response = await client.post(emulator_url.rstrip("/") + "/_emulator/calls", json=body)
     result: dict[str, Any] = response.json()
@@ -89,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--from", dest="from_", default="15550001111", help="the user's wa_id")
     call.add_argument("--name", default=None)
     call.add_argument("--tone", type=float, default=440.0, help="Hz; 0 for silence")
-    call.add_argument("--dtmf", default="")
+    call.add_argument("--dtmf", default="", help="keys to press, e.g. 123#")
+    call.add_argument("--dtmf-delay", type=float, default=6.0, help="seconds after media starts")
     call.add_argument("--seconds", type=float, default=10.0)
     return parser
 
@@ -116,6 +126,7 @@ def main(argv: list[str]) -> int:
                 name=args.name,
                 tone=args.tone or None,
                 dtmf=args.dtmf,
+                dtmf_delay=args.dtmf_delay,
                 seconds=args.seconds,
             )
         )
