@@ -31,6 +31,8 @@ class ServerSettings(_Strict):
     """Local IP addresses the media engine gathers ICE candidates on."""
     media_public_address: str | None = None
     """An address to advertise instead (1:1 NAT)."""
+    media_remote_networks: list[str] | None = None
+    """If set, only peer ICE candidates inside these networks (CIDR) are tried."""
     data_dir: Path = Path("switchboard-data")
     allow_private_urls: bool = False
     """Allow notify URLs and audio URLs that resolve to private or loopback addresses."""
@@ -45,6 +47,15 @@ class ServerSettings(_Strict):
             ipaddress.ip_address(item)
         if not value:
             raise ValueError("at least one address is needed")
+        return value
+
+    @field_validator("media_remote_networks")
+    @classmethod
+    def _networks(cls, value: list[str] | None) -> list[str] | None:
+        import ipaddress
+
+        for item in value or []:
+            ipaddress.ip_network(item, strict=False)
         return value
 
 

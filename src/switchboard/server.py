@@ -89,6 +89,7 @@ class Components:
             addresses=list(settings.server.media_addresses),
             public_address=settings.server.media_public_address,
             no_media_timeout=settings.server.no_media_timeout_s,
+            remote_networks=settings.server.media_remote_networks,
         )
         control = CallControl(
             calls=SqlCallRepository(db),

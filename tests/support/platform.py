@@ -164,6 +164,7 @@ def platform_settings(
                 "port": port,
                 "data_dir": tmp_path / "data",
                 "allow_private_urls": True,
+                "media_remote_networks": ["127.0.0.0/8"],
                 **server,
             },
             "api": {"keys": [API_KEY], **(api or {})},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +33,8 @@ class EmbeddedMediaEngine:
     :param ice_timeout: seconds for ICE connectivity checks before the leg fails.
     :param dtls_timeout: seconds for the DTLS handshake after ICE before the leg fails.
     :param rtcp_interval: seconds between RTCP sender reports per leg.
+    :param remote_networks: if given, only peer candidates inside these networks are tried (e.g.
+        ["127.0.0.0/8"] in tests, or the networks a private deployment's peers live in).
     """
 
     def __init__(
@@ -44,6 +47,7 @@ class EmbeddedMediaEngine:
         ice_timeout: float = 15.0,
         dtls_timeout: float = 10.0,
         rtcp_interval: float = 5.0,
+        remote_networks: Sequence[str] | None = None,
     ) -> None:
         if not addresses:
             raise ValueError("EmbeddedMediaEngine needs at least one local address")
@@ -54,6 +58,9 @@ class EmbeddedMediaEngine:
         self.ice_timeout = ice_timeout
         self.dtls_timeout = dtls_timeout
         self.rtcp_interval = rtcp_interval
+        self.remote_networks = (
+            tuple(ipaddress.ip_network(n, strict=False) for n in remote_networks) if remote_networks else None
+        )
         self.silence = b""
         self._dtls_context: DtlsContext | None = None
         self._legs: dict[str, EmbeddedLeg] = {}

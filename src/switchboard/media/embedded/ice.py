@@ -8,12 +8,22 @@ host socket's `datagram_received` is wrapped so RTP/RTCP/DTLS (first byte >= 20,
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import aioice
 
 DatagramHandler = Callable[[bytes], None]
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _inside(host: str, networks: Sequence[IPNetwork]) -> bool:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return any(address in network for network in networks)
 
 
 class IceAgent(aioice.Connection):
@@ -39,13 +49,18 @@ class IceAgent(aioice.Connection):
             _install_fast_path(protocol, self._on_datagram)
         return list(candidates)
 
-    async def add_remote_candidates(self, sdp_candidates: Sequence[str]) -> None:
+    async def add_remote_candidates(
+        self, sdp_candidates: Sequence[str], networks: Sequence[IPNetwork] | None = None
+    ) -> None:
+        """Pair the peer's UDP candidates for component 1 (only those in `networks`, when given)."""
         for value in sdp_candidates:
             try:
                 candidate = aioice.Candidate.from_sdp(value)
             except ValueError:
                 continue
             if candidate.component != 1 or candidate.transport.lower() != "udp":
+                continue
+            if networks is not None and not _inside(candidate.host, networks):
                 continue
             await self.add_remote_candidate(candidate)
         await self.add_remote_candidate(None)

@@ -413,7 +413,7 @@ class EmbeddedLeg:
         candidates = list(remote.candidates)
         if not candidates and remote.connection_address:
             candidates = [f"1 1 udp 2130706431 {remote.connection_address} {remote.port} typ host"]
-        await self._ice.add_remote_candidates(candidates)
+        await self._ice.add_remote_candidates(candidates, self._engine.remote_networks)
         self._set_state("ice", "checking")
         try:
             await asyncio.wait_for(self._ice.connect(), self._engine.ice_timeout)
