@@ -124,7 +124,7 @@ class Components:
             ),
         )
         calls_api.register()
-        bus.subscribe(calls_api.on_event)
+        bus.subscribe(calls_api.on_event, durable=True)
         webhooks = WhatsAppWebhooks(control, senders, SqlWebhookLedger(db), permissions)
         return cls(settings, db, http, control, media, calls_api, senders, permissions, webhooks)
 

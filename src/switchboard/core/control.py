@@ -16,6 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from copy import copy
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -963,8 +964,6 @@ class CallControl:
 
 
 def _snapshot(call: Call) -> Call:
-    from copy import copy
-
     snap = copy(call)
     snap.custom_data = dict(call.custom_data)
     snap.media = dict(call.media)
@@ -972,15 +971,12 @@ def _snapshot(call: Call) -> Call:
 
 
 def _copy_dialog(dialog: Dialog) -> Dialog:
-    from copy import copy
-
     return copy(dialog)
 
 
 def _failure_code(exc: SwitchboardError) -> ErrorCode:
-    from switchboard.core.errors import NoCallPermission, PolicyViolation
-
-    if isinstance(exc, NoCallPermission | PolicyViolation):
+    """The error code a call placement that raised `exc` ends with (a peer's 403 is FORBIDDEN too)."""
+    if exc.status_hint == 403:
         return ErrorCode.FORBIDDEN
     if isinstance(exc, ChannelError):
         return ErrorCode.SERVICE_UNAVAILABLE

@@ -1,0 +1,76 @@
+from pathlib import Path
+
+import pytest
+
+from switchboard.cli import main
+from switchboard.config import ConfigError, load_settings
+
+SENDER = """
+[[whatsapp.senders]]
+phone_number_id = "100"
+display_phone_number = "15550100"
+waba_id = "900"
+access_token = "token"
+app_secret = "secret"
+verify_token = "verify"
+inbound = { action = "SUBSCRIPTION", calls_configuration_id = "app" }
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "switchboard.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_need_no_file(tmp_path: Path) -> None:
+    settings = load_settings(environ={})
+    assert settings.server.port == 8080
+    assert settings.database_url.startswith("sqlite+aiosqlite:///")
+    assert settings.whatsapp.senders == []
+
+
+def test_a_full_file_loads(tmp_path: Path) -> None:
+    text = '[server]\nport = 9000\n[api]\nkeys = ["0123456789abcdef0123"]\n' + SENDER
+    settings = load_settings(write(tmp_path, text), environ={})
+    assert settings.server.port == 9000
+    assert settings.whatsapp.senders[0].graph_api_url == "https://graph.facebook.com"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[server]\nport = 70000\n", "server.port: Input should be less than or equal to 65535"),
+        ("[server]\nprot = 1\n", "server.prot: unknown key"),
+        ('[api]\nkeys = ["short"]\n', "api.keys: each API key must be at least 16 characters"),
+        ('[database]\nurl = "mysql://x"\n', "database.url: use a sqlite+aiosqlite://"),
+        ('[server]\nmedia_addresses = ["not-an-ip"]\n', "server.media_addresses"),
+        (SENDER.replace('app_secret = "secret"\n', ""), "whatsapp.senders[0].app_secret: Field required"),
+        (
+            SENDER.replace(', calls_configuration_id = "app"', ""),
+            "whatsapp.senders[0].inbound: action SUBSCRIPTION needs calls_configuration_id",
+        ),
+        (SENDER.replace('"SUBSCRIPTION"', '"PSTN"'), "whatsapp.senders[0].inbound.action"),
+        ("[server\n", "is not valid TOML"),
+    ],
+)
+def test_bad_values_name_their_key(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, text), environ={})
+    assert message in str(info.value)
+
+
+def test_environment_overrides(tmp_path: Path) -> None:
+    settings = load_settings(
+        environ={"DATABASE_URL": "postgresql://u@db/sb", "SWITCHBOARD_API_KEYS": "k" * 16 + ",  "}
+    )
+    assert settings.database_url == "postgresql+asyncpg://u@db/sb"
+    assert settings.api.keys == ["k" * 16]
+
+
+def test_cli_reports_a_bad_config_and_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "[server]\nport = -1\n")
+    assert main(["serve", "--config", str(path)]) == 2
+    assert "server.port" in capsys.readouterr().err
+    assert main(["serve", "--config", str(tmp_path / "missing.toml")]) == 2
+    assert "does not exist" in capsys.readouterr().err
