@@ -109,8 +109,8 @@ class Components:
                 retries=settings.whatsapp.graph_retries,
             ),
         )
-        control.register_channel(WhatsAppChannel(graph, senders))
         permissions = WhatsAppPermissions(graph, senders, SqlPermissionRepository(db))
+        control.register_channel(WhatsAppChannel(graph, senders, permissions))
         calls_api = CallsApi(
             control,
             db,

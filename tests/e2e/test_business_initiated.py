@@ -98,3 +98,20 @@ async def test_call_needs_permission_then_connects_with_audio_both_ways(platform
     assert tone_power_ratio(pcm, rate, 1000) > 0.15, "the recording does not hold what the user heard"
     [connect] = [b for b in graph_actions(platform, "/calls") if b.get("action") == "connect"]
     assert connect["to"] == USER
+
+
+async def test_meta_refusal_for_lack_of_permission_fails_the_call_and_forgets_the_permission(
+    platform: Platform,
+) -> None:
+    await platform.subscribe()
+    user = platform.emulator.user(USER, name="Cy")
+    await user.reply_permission(PHONE_NUMBER_ID, accept=True)
+    platform.emulator.permission(USER, PHONE_NUMBER_ID).revoke()
+
+    refused = await platform.api.post("/calls/1/calls", json=call_request())
+    assert refused.status_code == 403, refused.text
+    assert "no approved call permission" in refused.text
+    failed = await platform.app.wait_for("CALL_FAILED")
+    assert failed["properties"]["callLog"]["errorCode"]["name"] == "FORBIDDEN"
+    permission = f"/whatsapp/1/senders/{DISPLAY_NUMBER}/calls/{USER}/permissions"
+    assert (await platform.api.get(permission)).json()["status"] == "NO_PERMISSION"

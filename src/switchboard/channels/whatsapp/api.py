@@ -9,7 +9,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from switchboard.channels.whatsapp.channel import wa_number
+from switchboard.channels.whatsapp.numbers import wa_number
 from switchboard.channels.whatsapp.permissions import WhatsAppPermissions
 from switchboard.core import policy
 from switchboard.core.models import InboundAction, InboundConfiguration, Sender
@@ -122,7 +122,7 @@ def build_router(
     )
     async def get_permission(sender: str, user_number: str) -> dict[str, Any]:
         found = await permissions.sender(sender)
-        record = await permissions.record(found.phone_number_id, user_number)
+        record = await permissions.current(found, user_number)
         now = clock()
 
         def limits(items: list[policy.Limit]) -> list[dict[str, Any]]:

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-from switchboard.channels.whatsapp.graph import GraphClient
+from switchboard.channels.whatsapp.graph import GraphClient, NoCallPermissionError
+from switchboard.channels.whatsapp.numbers import wa_number
+from switchboard.channels.whatsapp.permissions import WhatsAppPermissions
 from switchboard.core.errors import ChannelError
 from switchboard.core.models import Call, EndpointType, Sender
 from switchboard.core.ports import DialResult, SenderDirectory
 
 
-def wa_number(number: str) -> str:
-    """Meta's form of a phone number: digits only."""
-    return "".join(ch for ch in number if ch.isdigit())
-
-
 class WhatsAppChannel:
     endpoint_type = EndpointType.WHATSAPP
 
-    def __init__(self, graph: GraphClient, senders: SenderDirectory) -> None:
+    def __init__(
+        self, graph: GraphClient, senders: SenderDirectory, permissions: WhatsAppPermissions
+    ) -> None:
         self._graph = graph
         self._senders = senders
+        self._permissions = permissions
 
     async def _sender(self, call: Call) -> Sender:
         sender = await self._senders.get(call.sender_id or "")
@@ -45,5 +45,11 @@ class WhatsAppChannel:
 
     async def dial(self, call: Call, sdp_offer: str) -> DialResult:
         sender = await self._sender(call)
-        external_id = await self._graph.connect(sender, wa_number(call.to), sdp_offer, callback_data=call.id)
+        try:
+            external_id = await self._graph.connect(
+                sender, wa_number(call.to), sdp_offer, callback_data=call.id
+            )
+        except NoCallPermissionError:
+            await self._permissions.forget(sender.phone_number_id, wa_number(call.to))
+            raise
         return DialResult(external_id=external_id)

@@ -10,10 +10,10 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from switchboard.channels.whatsapp.channel import wa_number
 from switchboard.channels.whatsapp.graph import GraphClient
+from switchboard.channels.whatsapp.numbers import wa_number
 from switchboard.core import policy
-from switchboard.core.errors import NotFound
+from switchboard.core.errors import ChannelError, NotFound
 from switchboard.core.models import PermissionStatus, Sender
 from switchboard.core.ports import PermissionRecord, PermissionRepository, SenderDirectory
 
@@ -71,6 +71,21 @@ class WhatsAppPermissions:
         await self._permissions.save(record)
         log.info("call permission of %s for %s: %s", record.user, sender_id, record.status)
         return record
+
+    async def current(self, sender: Sender, user: str) -> PermissionRecord:
+        """Meta's current view when it answers (permissions change outside this server), else ours."""
+        try:
+            return await self.refresh(sender, user)
+        except ChannelError as exc:
+            log.warning("using the stored call permission of %s: %s", user, exc)
+            return await self.record(sender.phone_number_id, user)
+
+    async def forget(self, sender_id: str, user: str) -> None:
+        """Meta refused a call for lack of permission: the stored permission is stale."""
+        record = await self.record(sender_id, user)
+        if record.status is not PermissionStatus.NO_PERMISSION:
+            policy.revoke(record, self._now())
+            await self._permissions.save(record)
 
     async def refresh(self, sender: Sender, user: str) -> PermissionRecord:
         """Take Meta's view of the permission (`GET /{phone-number-id}/call_permissions`)."""

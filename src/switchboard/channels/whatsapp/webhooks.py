@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import ValidationError
 
-from switchboard.channels.whatsapp.channel import wa_number
+from switchboard.channels.whatsapp.numbers import wa_number
 from switchboard.channels.whatsapp.payloads import (
     CallEntry,
     CallStatus,
