@@ -14,7 +14,7 @@ import contextlib
 import json
 import socket
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,6 @@ from switchboard.core.bus import InProcessEventBus
 from switchboard.core.control import CallControl
 from switchboard.core.models import (
     Call,
-    Dialog,
     Endpoint,
     EndpointType,
     InboundAction,
@@ -50,7 +49,14 @@ from switchboard.media.engine import (
     RecordingFinished,
     RecordingFormat,
 )
-from switchboard.store.base import Base, Database
+from switchboard.store import (
+    Database,
+    SqlCallRepository,
+    SqlDialogRepository,
+    SqlPermissionRepository,
+    SqlSenderDirectory,
+    migrate,
+)
 
 API_KEY = "test-api-key-123"
 SENDER_ID = "100200300"
@@ -184,82 +190,6 @@ class FakeWhatsApp:
         return DialResult(f"wacid.{uuid.uuid4().hex}")
 
 
-class MemCalls:
-    def __init__(self) -> None:
-        self.rows: dict[str, Call] = {}
-
-    async def save(self, call: Call) -> None:
-        from copy import copy
-
-        self.rows[call.id] = copy(call)
-
-    async def get(self, call_id: str) -> Call | None:
-        return self.rows.get(call_id)
-
-    async def find_by_external_id(self, external_id: str) -> Call | None:
-        return next((c for c in self.rows.values() if c.external_id == external_id), None)
-
-    async def list(
-        self, *, active: bool | None = None, page: int = 0, size: int = 20
-    ) -> tuple[Sequence[Call], int]:
-        calls = [c for c in self.rows.values() if active is None or active != c.state.is_final]
-        return calls[page * size : (page + 1) * size], len(calls)
-
-
-class MemDialogs:
-    def __init__(self) -> None:
-        self.rows: dict[str, Dialog] = {}
-
-    async def save(self, dialog: Dialog) -> None:
-        from copy import copy
-
-        self.rows[dialog.id] = copy(dialog)
-
-    async def get(self, dialog_id: str) -> Dialog | None:
-        from copy import copy
-
-        d = self.rows.get(dialog_id)
-        return copy(d) if d else None
-
-    async def list(
-        self, *, active: bool | None = None, page: int = 0, size: int = 20
-    ) -> tuple[Sequence[Dialog], int]:
-        rows = list(self.rows.values())
-        return rows[page * size : (page + 1) * size], len(rows)
-
-
-class MemPermissions:
-    def __init__(self) -> None:
-        self.rows: dict[tuple[str, str], PermissionRecord] = {}
-
-    async def get(self, sender_id: str, user: str) -> PermissionRecord | None:
-        return self.rows.get((sender_id, user))
-
-    async def save(self, record: PermissionRecord) -> None:
-        self.rows[(record.sender_id, record.user)] = record
-
-
-class MemSenders:
-    def __init__(self, senders: list[Sender]) -> None:
-        self.rows = {s.phone_number_id: s for s in senders}
-
-    async def get(self, phone_number_id: str) -> Sender | None:
-        return self.rows.get(phone_number_id)
-
-    async def by_display_number(self, number: str) -> Sender | None:
-        digits = number.lstrip("+")
-        return next((s for s in self.rows.values() if s.display_phone_number == digits), None)
-
-    async def list(self) -> Sequence[Sender]:
-        return list(self.rows.values())
-
-    async def save(self, sender: Sender) -> None:
-        self.rows[sender.phone_number_id] = sender
-
-    async def delete(self, phone_number_id: str) -> bool:
-        return self.rows.pop(phone_number_id, None) is not None
-
-
 # -- servers ------------------------------------------------------------------------------------------
 
 
@@ -371,7 +301,7 @@ class Harness:
     engine: FakeEngine
     channel: FakeWhatsApp
     tts: FakeSynthesizer
-    permissions: MemPermissions
+    permissions: SqlPermissionRepository
     db: Database
     served: Served
     client: httpx.AsyncClient
@@ -436,14 +366,15 @@ class Harness:
 async def running_harness(
     tmp_path: Path, *, retry: RetryPolicy | None = None, create_config: bool = True
 ) -> AsyncIterator[Harness]:
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'switchboard.sqlite'}")
-    async with db.engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'switchboard.sqlite'}"
+    await migrate(url)
+    db = Database(url)
     bus = InProcessEventBus()
     engine = FakeEngine()
     channel = FakeWhatsApp()
     tts = FakeSynthesizer(tmp_path)
-    permissions = MemPermissions()
+    permissions = SqlPermissionRepository(db)
+    senders = SqlSenderDirectory(db)
     sender = Sender(
         phone_number_id=SENDER_ID,
         display_phone_number=SENDER_NUMBER,
@@ -454,11 +385,12 @@ async def running_harness(
         graph_api_url="http://127.0.0.1:9/",
         inbound=InboundConfiguration(InboundAction.SUBSCRIPTION, calls_configuration_id=CONFIG_ID),
     )
+    await senders.save(sender)
     control = CallControl(
-        calls=MemCalls(),
-        dialogs=MemDialogs(),
+        calls=SqlCallRepository(db),
+        dialogs=SqlDialogRepository(db),
         permissions=permissions,
-        senders=MemSenders([sender]),
+        senders=senders,
         bus=bus,
         media=engine,
         synthesizer=tts,

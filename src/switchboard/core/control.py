@@ -219,6 +219,33 @@ class CallControl:
             raise DialogNotFound(dialog_id)
         return dialog
 
+    async def list_calls(
+        self,
+        *,
+        active: bool | None = None,
+        calls_configuration_id: str | None = None,
+        state: CallState | None = None,
+        direction: Direction | None = None,
+        page: int = 0,
+        size: int = 20,
+    ) -> tuple[list[Call], int]:
+        """Stored calls matching the filters, newest first; live ones with their current media."""
+        calls, total = await self._calls.list(
+            active=active,
+            calls_configuration_id=calls_configuration_id,
+            state=state,
+            direction=direction,
+            page=page,
+            size=size,
+        )
+        return [await self.get_call(c.id) if c.id in self._sessions else c for c in calls], total
+
+    async def list_dialogs(
+        self, *, active: bool | None = None, page: int = 0, size: int = 20
+    ) -> tuple[list[Dialog], int]:
+        dialogs, total = await self._dialogs.list(active=active, page=page, size=size)
+        return list(dialogs), total
+
     def is_live(self, call_id: str) -> bool:
         return call_id in self._sessions
 

@@ -10,7 +10,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from switchboard.core.models import Call, Dialog, EndpointType, PermissionStatus, Sender
+from switchboard.core.models import (
+    Call,
+    CallState,
+    Dialog,
+    Direction,
+    EndpointType,
+    PermissionStatus,
+    Sender,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +66,16 @@ class CallRepository(Protocol):
     async def find_by_external_id(self, external_id: str) -> Call | None: ...
 
     async def list(
-        self, *, active: bool | None = None, page: int = 0, size: int = 20
-    ) -> tuple[Sequence[Call], int]: ...
+        self,
+        *,
+        active: bool | None = None,
+        calls_configuration_id: str | None = None,
+        state: CallState | None = None,
+        direction: Direction | None = None,
+        page: int = 0,
+        size: int = 20,
+    ) -> tuple[Sequence[Call], int]:
+        """Calls newest first matching every filter given, with the total that match."""
 
 
 class DialogRepository(Protocol):

@@ -188,7 +188,14 @@ class SqlCallRepository:
             return _call_from_row(row) if row else None
 
     async def list(
-        self, *, active: bool | None = None, page: int = 0, size: int = 20
+        self,
+        *,
+        active: bool | None = None,
+        calls_configuration_id: str | None = None,
+        state: CallState | None = None,
+        direction: Direction | None = None,
+        page: int = 0,
+        size: int = 20,
     ) -> tuple[Sequence[Call], int]:
         """Calls newest first (by start time, then by when first saved), with the total matching."""
         where: builtins.list[ColumnElement[bool]] = []
@@ -196,6 +203,12 @@ class SqlCallRepository:
             where.append(CallRow.state.not_in(_FINAL))
         elif active is False:
             where.append(CallRow.state.in_(_FINAL))
+        if calls_configuration_id is not None:
+            where.append(CallRow.calls_configuration_id == calls_configuration_id)
+        if state is not None:
+            where.append(CallRow.state == state.value)
+        if direction is not None:
+            where.append(CallRow.direction == direction.value)
         query = (
             select(CallRow)
             .where(*where)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Boolean, DateTime, Index, Integer, String, Text
+from sqlalchemy import DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from switchboard.store.base import Base
@@ -79,31 +79,6 @@ class CallRecordingRow(Base):
     custom_data: Mapped[str] = mapped_column(Text, default="{}")
     start_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     end_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-class CallIndexRow(Base):
-    """The calls the Calls API has seen (those with a calls configuration), for listing and history."""
-
-    __tablename__ = "calls_api_calls"
-
-    id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    calls_configuration_id: Mapped[str | None] = mapped_column(String(128), index=True)
-    state: Mapped[str] = mapped_column(String(32))
-    direction: Mapped[str] = mapped_column(String(16))
-    final: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
-    start_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-class DialogIndexRow(Base):
-    """The dialogs the Calls API has seen, for listing."""
-
-    __tablename__ = "calls_api_dialogs"
-
-    id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    calls_configuration_id: Mapped[str | None] = mapped_column(String(128))
-    state: Mapped[str] = mapped_column(String(32))
-    final: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
-    start_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class WebhookOutboxRow(Base):

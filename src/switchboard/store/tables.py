@@ -34,7 +34,7 @@ class CallRow(Base):
     from_number: Mapped[str] = mapped_column(NUMBER)
     to_number: Mapped[str] = mapped_column(NUMBER)
     state: Mapped[str] = mapped_column(ENUM, index=True)
-    calls_configuration_id: Mapped[str | None] = mapped_column(ID)
+    calls_configuration_id: Mapped[str | None] = mapped_column(ID, index=True)
     application_id: Mapped[str | None] = mapped_column(ID)
     sender_id: Mapped[str | None] = mapped_column(ID)
     external_id: Mapped[str | None] = mapped_column(EXTERNAL_ID, index=True)

@@ -32,9 +32,7 @@ from switchboard.core.control import CallControl
 from switchboard.core.models import InboundAction
 from switchboard.store.base import Database
 from switchboard.store.calls_api import (
-    CallIndexRow,
     CallRecordingRow,
-    DialogIndexRow,
     WebhookOutboxRow,
 )
 
@@ -93,7 +91,7 @@ class CallsApi:
         return await configurations.subscription_profile(self._ctx, subscription_id)
 
     async def on_event(self, event: ev.CallEvent) -> None:
-        """Store what `event` means for the Calls API: the call index, recordings, and one outbox row
+        """Store what `event` means for the Calls API: recordings, and one outbox row
         per subscription that wants it. Everything is committed before this returns."""
         name = event_name(event)
         call = event.call
@@ -104,7 +102,6 @@ class CallsApi:
         )
         now = self._ctx.clock()
         async with self._ctx.db.session() as s:
-            await self._index(s, event)
             extra = await self._recording(s, event) if isinstance(event, ev.RecordingReady) else None
             if targets and name:
                 body = envelope(event, name, extra).model_dump_json(by_alias=True)
@@ -123,33 +120,6 @@ class CallsApi:
                     )
         if targets:
             self._outbox.wake()
-
-    async def _index(self, s: AsyncSession, event: ev.CallEvent) -> None:
-        call = event.call
-        if call.calls_configuration_id is None:
-            return
-        if isinstance(event, ev.DialogEvent):
-            dialog = event.dialog
-            await s.merge(
-                DialogIndexRow(
-                    id=dialog.id,
-                    calls_configuration_id=dialog.calls_configuration_id,
-                    state=dialog.state.value,
-                    final=isinstance(event, ev.DialogFinished | ev.DialogFailed),
-                    start_time=dialog.start_time or event.timestamp,
-                )
-            )
-            return
-        await s.merge(
-            CallIndexRow(
-                id=call.id,
-                calls_configuration_id=call.calls_configuration_id,
-                state=call.state.value,
-                direction=call.direction.value,
-                final=call.state.is_final,
-                start_time=call.start_time or event.timestamp,
-            )
-        )
 
     async def _recording(self, s: AsyncSession, event: ev.RecordingReady) -> dict[str, Any]:
         call = event.call

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
-from sqlalchemy import ColumnElement, func, select
 
 from switchboard.apps.calls_api.context import Context, PageParam, SizeParam
 from switchboard.apps.calls_api.mapping import call_log_model, call_model, dialog_model
@@ -39,7 +38,7 @@ from switchboard.apps.calls_api.schemas import (
     SayRequest,
 )
 from switchboard.core.control import CallRequest
-from switchboard.core.errors import CallNotFound, SwitchboardError
+from switchboard.core.errors import SwitchboardError
 from switchboard.core.models import (
     Call,
     CallState,
@@ -52,11 +51,9 @@ from switchboard.core.models import (
 from switchboard.httpapi.errors import ApiError
 from switchboard.media.engine import AudioFile, RecordingFormat
 from switchboard.store.calls_api import (
-    CallIndexRow,
     CallRecordingRow,
     CallsConfigurationRow,
     CallsFileRow,
-    DialogIndexRow,
 )
 
 ALL_DIGITS = "0123456789*#ABCD"
@@ -81,41 +78,6 @@ def build_router(ctx: Context) -> APIRouter:
         async with ctx.db.session() as s:
             if await s.get(CallsConfigurationRow, config_id) is None:
                 raise ApiError(400, f"{field}: calls configuration {config_id!r} does not exist")
-
-    async def page_of_calls(
-        *,
-        final: bool,
-        page: int,
-        size: int,
-        config_id: str | None,
-        state: CallState | None,
-        direction: Direction | None,
-    ) -> tuple[list[Call], int]:
-        conditions: list[ColumnElement[bool]] = [CallIndexRow.final.is_(final)]
-        if config_id:
-            conditions.append(CallIndexRow.calls_configuration_id == config_id)
-        if state:
-            conditions.append(CallIndexRow.state == state.value)
-        if direction:
-            conditions.append(CallIndexRow.direction == direction.value)
-        async with ctx.db.session() as s:
-            total = await s.scalar(select(func.count()).select_from(CallIndexRow).where(*conditions))
-            ids = list(
-                await s.scalars(
-                    select(CallIndexRow.id)
-                    .where(*conditions)
-                    .order_by(CallIndexRow.start_time.desc(), CallIndexRow.id)
-                    .offset(page * size)
-                    .limit(size)
-                )
-            )
-        calls = []
-        for call_id in ids:
-            try:
-                calls.append(await control.get_call(call_id))
-            except CallNotFound:
-                continue
-        return calls, total or 0
 
     # -- calls ---------------------------------------------------------------------------------------
 
@@ -162,13 +124,13 @@ def build_router(ctx: Context) -> APIRouter:
         status: Annotated[CallState | None, Query(description="Alias of state (the SDK's name).")] = None,
         direction: Direction | None = None,
     ) -> CallPage:
-        calls, total = await page_of_calls(
-            final=False,
-            page=page,
-            size=size,
-            config_id=calls_configuration_id,
+        calls, total = await control.list_calls(
+            active=True,
+            calls_configuration_id=calls_configuration_id,
             state=state or status,
             direction=direction,
+            page=page,
+            size=size,
         )
         return CallPage(results=[call_model(c) for c in calls], paging=Paging.of(page, size, total))
 
@@ -186,13 +148,13 @@ def build_router(ctx: Context) -> APIRouter:
         state: CallState | None = None,
         direction: Direction | None = None,
     ) -> CallLogPage:
-        calls, total = await page_of_calls(
-            final=True,
-            page=page,
-            size=size,
-            config_id=calls_configuration_id,
+        calls, total = await control.list_calls(
+            active=False,
+            calls_configuration_id=calls_configuration_id,
             state=state,
             direction=direction,
+            page=page,
+            size=size,
         )
         return CallLogPage(results=[call_log_model(c) for c in calls], paging=Paging.of(page, size, total))
 
@@ -495,24 +457,8 @@ def build_router(ctx: Context) -> APIRouter:
         summary="List active dialogs",
     )
     async def list_dialogs(page: PageParam = 0, size: SizeParam = 20) -> DialogPage:
-        async with ctx.db.session() as s:
-            cond = DialogIndexRow.final.is_(False)
-            total = await s.scalar(select(func.count()).select_from(DialogIndexRow).where(cond)) or 0
-            ids = list(
-                await s.scalars(
-                    select(DialogIndexRow.id)
-                    .where(cond)
-                    .order_by(DialogIndexRow.start_time.desc())
-                    .offset(page * size)
-                    .limit(size)
-                )
-            )
-        results = []
-        for dialog_id in ids:
-            try:
-                results.append(await dialog_out(await control.get_dialog(dialog_id)))
-            except SwitchboardError:
-                continue
+        dialogs, total = await control.list_dialogs(active=True, page=page, size=size)
+        results = [await dialog_out(dialog) for dialog in dialogs]
         return DialogPage(results=results, paging=Paging.of(page, size, total))
 
     @router.get(

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 15:09:07.753598
+Create Date: 2026-11-25 15:28:57.059087
 """
 
 from __future__ import annotations
@@ -97,25 +97,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_calls")),
     )
     with op.batch_alter_table("calls", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_calls_calls_configuration_id"), ["calls_configuration_id"], unique=False
+        )
         batch_op.create_index(batch_op.f("ix_calls_external_id"), ["external_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_calls_start_time"), ["start_time"], unique=False)
         batch_op.create_index(batch_op.f("ix_calls_state"), ["state"], unique=False)
-
-    op.create_table(
-        "calls_api_calls",
-        sa.Column("id", sa.String(length=128), nullable=False),
-        sa.Column("calls_configuration_id", sa.String(length=128), nullable=True),
-        sa.Column("state", sa.String(length=32), nullable=False),
-        sa.Column("direction", sa.String(length=16), nullable=False),
-        sa.Column("final", sa.Boolean(), nullable=False),
-        sa.Column("start_time", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_calls_api_calls")),
-    )
-    with op.batch_alter_table("calls_api_calls", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_calls_api_calls_calls_configuration_id"), ["calls_configuration_id"], unique=False
-        )
-        batch_op.create_index(batch_op.f("ix_calls_api_calls_final"), ["final"], unique=False)
 
     op.create_table(
         "calls_api_configurations",
@@ -124,18 +111,6 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_calls_api_configurations")),
     )
-    op.create_table(
-        "calls_api_dialogs",
-        sa.Column("id", sa.String(length=128), nullable=False),
-        sa.Column("calls_configuration_id", sa.String(length=128), nullable=True),
-        sa.Column("state", sa.String(length=32), nullable=False),
-        sa.Column("final", sa.Boolean(), nullable=False),
-        sa.Column("start_time", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_calls_api_dialogs")),
-    )
-    with op.batch_alter_table("calls_api_dialogs", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_calls_api_dialogs_final"), ["final"], unique=False)
-
     op.create_table(
         "calls_api_files",
         sa.Column("id", sa.String(length=128), nullable=False),
@@ -281,20 +256,12 @@ def downgrade() -> None:
 
     op.drop_table("calls_api_recordings")
     op.drop_table("calls_api_files")
-    with op.batch_alter_table("calls_api_dialogs", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_calls_api_dialogs_final"))
-
-    op.drop_table("calls_api_dialogs")
     op.drop_table("calls_api_configurations")
-    with op.batch_alter_table("calls_api_calls", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_calls_api_calls_final"))
-        batch_op.drop_index(batch_op.f("ix_calls_api_calls_calls_configuration_id"))
-
-    op.drop_table("calls_api_calls")
     with op.batch_alter_table("calls", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_calls_state"))
         batch_op.drop_index(batch_op.f("ix_calls_start_time"))
         batch_op.drop_index(batch_op.f("ix_calls_external_id"))
+        batch_op.drop_index(batch_op.f("ix_calls_calls_configuration_id"))
 
     op.drop_table("calls")
     op.drop_table("call_permissions")
