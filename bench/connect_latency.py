@@ -65,9 +65,13 @@ Asgi = Callable[[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]], Callab
 # --- the server process ------------------------------------------------------------------------------------
 
 
-def server_main(conn: Any, port: int, data_dir: str, graph_url: str, app_secret: str) -> None:
+def server_main(conn: Any, port: int, data_dir: str, graph_url: str, app_secret: str, log_level: str) -> None:
     """Child process: run a real Server until the parent sends anything on `conn`."""
+    import logging
+
     from switchboard.config import load_settings
+
+    logging.basicConfig(level=log_level, format="server %(asctime)s %(levelname)s %(name)s: %(message)s")
     from switchboard.server import Server
 
     settings = load_settings(
@@ -365,7 +369,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     tmp = tempfile.TemporaryDirectory(prefix="sb-bench-")
     parent, child = mp.Pipe()
     proc = mp.get_context("spawn").Process(
-        target=server_main, args=(child, server_port, tmp.name, graph_url, bench.app_secret), name="switchboard"
+        target=server_main, args=(child, server_port, tmp.name, graph_url, bench.app_secret, args.server_log_level),
+        name="switchboard",
+        daemon=True,
     )
     proc.start()
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
@@ -435,7 +441,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         parent.send("stop")
         await loop.run_in_executor(None, proc.join, 30)
         if proc.is_alive():
-            proc.terminate()
+            print("the server did not stop within 30 s: killed", file=sys.stderr)
+            proc.kill()
         for client in (bench.api, bench.webhook_client):
             if client is not None:
                 await client.aclose()
@@ -514,6 +521,7 @@ def main() -> None:
     parser.add_argument("--hold", type=float, default=2.0, help="seconds from pre_accept to terminate (default 2)")
     parser.add_argument("--warmup", type=int, default=3, help="calls before the measured window (default 3)")
     parser.add_argument("--settle", type=float, default=15.0, help="max seconds to wait for stragglers")
+    parser.add_argument("--server-log-level", default="WARNING", help="the server process's log level")
     parser.add_argument("--out", type=Path, help="result JSON (default bench/results/connect_latency-<time>.json)")
     args = parser.parse_args()
     result = asyncio.run(run(args))
