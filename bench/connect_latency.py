@@ -16,9 +16,9 @@ Processes:
   * the offers' host candidate is one UDP socket of this process that swallows the server's ICE checks
     (never answered: ICE stays in checking until the call is terminated).
 
-Measured per call: latency = arrival of `pre_accept` at the fake Graph − the moment the bench started the
+Measured per call: latency = arrival of `pre_accept` at the fake Graph minus the moment the bench started the
 `connect` POST (both read with `time.perf_counter()` in this process). Split into
-  webhook → CALL_RECEIVED arrives at the app (`to_event`), and app POSTs pre-answer → `pre_accept` (`to_graph`).
+  webhook → CALL_RECEIVED arrives at the app, and CALL_RECEIVED at the app → `pre_accept` (app + API + SDP).
 
 Run: .venv/bin/python bench/connect_latency.py [--rate 20] [--duration 15] [--hold 2]
 """
@@ -59,14 +59,18 @@ ACCESS_TOKEN = "bench-access-token"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
-Asgi = Callable[[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]], Callable[..., Awaitable[None]]], Any]
+Asgi = Callable[
+    [dict[str, Any], Callable[[], Awaitable[dict[str, Any]]], Callable[..., Awaitable[None]]], Any
+]
 
 
 # --- the server process ------------------------------------------------------------------------------------
 
 
-def server_main(conn: Any, port: int, data_dir: str, graph_url: str, app_secret: str, log_level: str) -> None:
-    """Child process: run a real Server until the parent sends anything on `conn`."""
+def server_main(
+    conn: Any, port: int, data_dir: str, graph_url: str, app_secret: str, log_level: str, profile: str | None
+) -> None:
+    """Child process: run a real Server until the parent sends anything on `conn` (cProfile if asked)."""
     import logging
 
     from switchboard.config import load_settings
@@ -103,7 +107,14 @@ def server_main(conn: Any, port: int, data_dir: str, graph_url: str, app_secret:
             conn.send("ready")
             await asyncio.get_running_loop().run_in_executor(None, conn.recv)
 
-    asyncio.run(run())
+    if profile is None:
+        asyncio.run(run())
+        return
+    import cProfile
+
+    profiler = cProfile.Profile()
+    profiler.runcall(asyncio.run, run())
+    profiler.dump_stats(profile)
 
 
 def proc_cpu_rss(pid: int) -> tuple[float, int]:
@@ -114,6 +125,17 @@ def proc_cpu_rss(pid: int) -> tuple[float, int]:
     return cpu, rss
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds of a process's main thread (the event loop) and of its other threads (aiosqlite, ...)."""
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            name = "event loop (main thread)" if task.name == str(pid) else "other threads"
+            out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return out
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -121,11 +143,11 @@ def free_port() -> int:
         return port
 
 
-# --- Meta-shaped webhooks ------------------------------------------------------------------------------------
+# --- Meta-shaped webhooks --------------------------------------------------------------------------------
 
 
 def meta_offer(index: int, ice_port: int) -> str:
-    """A Meta-edge-like offer: ICE-lite, actpass, Opus/111 + telephone-event/8000 on 126, one host candidate."""
+    """A Meta-edge-like offer: ICE-lite, actpass, Opus/111, telephone-event/8000 (126), a host candidate."""
     ufrag = secrets.token_hex(4)
     pwd = secrets.token_hex(12)
     fingerprint = ":".join(f"{b:02X}" for b in hashlib.sha256(f"bench-{index}".encode()).digest())
@@ -184,7 +206,7 @@ def sign(body: bytes, app_secret: str) -> str:
     return "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-# --- tiny ASGI servers (no framework: keep the bench's own overhead small) -------------------------------------
+# --- tiny ASGI servers (no framework: keep the bench's own overhead small) ------------------------------
 
 
 async def read_body(receive: Callable[[], Awaitable[dict[str, Any]]]) -> bytes:
@@ -194,6 +216,13 @@ async def read_body(receive: Callable[[], Awaitable[dict[str, Any]]]) -> bytes:
         body += message.get("body", b"")
         if not message.get("more_body"):
             return body
+
+
+def header(scope: dict[str, Any], name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value).decode()
+    return None
 
 
 async def respond(send: Callable[..., Awaitable[None]], status: int, body: bytes) -> None:
@@ -211,6 +240,7 @@ class CallTimes:
     webhook_status: int | None = None
     event: float | None = None
     """CALL_RECEIVED arrived at the app."""
+    event_id: str | None = None
     pre_answer_status: int | None = None
     pre_accept: float | None = None
     terminated: bool = False
@@ -227,6 +257,8 @@ class Bench:
     graph_actions: dict[str, int] = field(default_factory=dict)
     events: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    duplicate_call_received: int = 0
+    duplicate_same_event_id: int = 0
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     server_url: str = ""
     api: httpx.AsyncClient | None = None
@@ -267,11 +299,17 @@ class Bench:
         if kind == "CALL_RECEIVED":
             wa_id = str(event.get("properties", {}).get("call", {}).get("from", ""))
             call = self.by_wa_id.get(wa_id)
-            if call is not None:
-                call.event = now
-                self.spawn(self.pre_answer(call, str(event["callId"])))
-            else:
+            if call is None:
                 self.errors.append(f"CALL_RECEIVED for an unknown caller: {body[:300]!r}")
+            elif call.event is not None:
+                # at-least-once delivery: answer only the first; the same X-Event-Id means the same outbox row
+                self.duplicate_call_received += 1
+                if header(scope, b"x-event-id") == call.event_id:
+                    self.duplicate_same_event_id += 1
+            else:
+                call.event = now
+                call.event_id = header(scope, b"x-event-id")
+                self.spawn(self.pre_answer(call, str(event["callId"])))
         await respond(send, 200, b"{}")
 
     async def pre_answer(self, call: CallTimes, server_call_id: str) -> None:
@@ -280,7 +318,9 @@ class Bench:
             response = await self.api.post(f"/calls/1/calls/{server_call_id}/pre-answer", json={})
             call.pre_answer_status = response.status_code
             if response.status_code >= 300:
-                self.errors.append(f"pre-answer {server_call_id}: {response.status_code} {response.text[:200]}")
+                self.errors.append(
+                    f"pre-answer {server_call_id}: {response.status_code} {response.text[:200]}"
+                )
         except httpx.HTTPError as exc:
             self.errors.append(f"pre-answer {server_call_id}: {exc!r}")
 
@@ -314,10 +354,18 @@ class Bench:
 
 async def serve_asgi(app: Asgi, port: int) -> uvicorn.Server:
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            interface="asgi3",
+        )
     )
     asyncio.get_running_loop().create_task(server.serve())
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110 (uvicorn exposes a flag, not an event)
         await asyncio.sleep(0.02)
     return server
 
@@ -369,7 +417,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     tmp = tempfile.TemporaryDirectory(prefix="sb-bench-")
     parent, child = mp.Pipe()
     proc = mp.get_context("spawn").Process(
-        target=server_main, args=(child, server_port, tmp.name, graph_url, bench.app_secret, args.server_log_level),
+        target=server_main,
+        args=(child, server_port, tmp.name, graph_url, bench.app_secret, args.server_log_level, args.profile),
         name="switchboard",
         daemon=True,
     )
@@ -384,7 +433,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             base_url=bench.server_url, headers={"Authorization": f"App {API_KEY}"}, timeout=30, limits=limits
         )
         bench.webhook_client = httpx.AsyncClient(timeout=30, limits=limits)
-        response = await bench.api.post("/calls/1/configurations", json={"id": CONFIGURATION_ID, "name": "bench"})
+        response = await bench.api.post(
+            "/calls/1/configurations", json={"id": CONFIGURATION_ID, "name": "bench"}
+        )
         assert response.status_code < 300, response.text
         response = await bench.api.post(
             "/subscriptions/1/subscription/VOICE_VIDEO",
@@ -404,7 +455,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             bench.by_wa_id[call.wa_id] = call
             await bench.connect(call, ice_port)
             deadline = time.perf_counter() + 10
-            while call.pre_accept is None and time.perf_counter() < deadline:
+            while call.pre_accept is None and time.perf_counter() < deadline:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
         await asyncio.sleep(args.hold + 0.5)
 
@@ -413,6 +464,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             bench.calls[call.call_id] = call
             bench.by_wa_id[call.wa_id] = call
         cpu0, rss0 = proc_cpu_rss(proc.pid)
+        threads0 = thread_cpu(proc.pid)
         self_cpu0 = time.process_time()
         load0 = os.getloadavg()
         t0 = time.perf_counter() + 0.1
@@ -426,15 +478,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             bench.spawn(bench.connect(call, ice_port))
         send_end = time.perf_counter()
         deadline = send_end + args.settle
-        while time.perf_counter() < deadline and any(c.pre_accept is None for c in plan):
+        while time.perf_counter() < deadline and any(c.pre_accept is None for c in plan):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         wall = time.perf_counter() - t0
         cpu1, rss1 = proc_cpu_rss(proc.pid)
+        threads1 = thread_cpu(proc.pid)
         self_cpu = time.process_time() - self_cpu0
         load1 = os.getloadavg()
         # let the terminates go out before stopping
         deadline = time.perf_counter() + args.hold + 5
-        while time.perf_counter() < deadline and any(c.pre_accept and not c.terminated for c in plan):
+        while time.perf_counter() < deadline and any(c.pre_accept and not c.terminated for c in plan):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)
     finally:
@@ -476,11 +529,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "send_lateness_ms_max": round(max(lateness) * 1000, 2),
         "server_cpu_percent_of_core": round((cpu1 - cpu0) / wall * 100, 1),
         "server_cpu_ms_per_call": round((cpu1 - cpu0) / max(1, total) * 1000, 2),
+        "server_thread_cpu_percent": {
+            name: round((cpu - threads0.get(name, 0.0)) / wall * 100, 1)
+            for name, cpu in sorted(threads1.items(), key=lambda item: -item[1])
+        },
         "server_rss_mb": [round(rss0 / 2**20, 1), round(rss1 / 2**20, 1)],
         "bench_cpu_percent_of_core": round(self_cpu / wall * 100, 1),
         "graph_actions": bench.graph_actions,
         "app_events": bench.events,
         "ice_checks_swallowed": swallowed,
+        "duplicate_call_received": bench.duplicate_call_received,
+        "duplicate_same_event_id": bench.duplicate_same_event_id,
         "errors": bench.errors[:10],
         "error_count": len(bench.errors),
     }
@@ -489,8 +548,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def print_table(result: dict[str, Any]) -> None:
     print(
-        f"\nconnect → pre_accept  {result['rate_cps']} cps × {result['duration_s']} s = {result['calls']} calls "
-        f"(hold {result['hold_s']} s)  {result['date']}  Python {result['python']}  "
+        f"\nconnect → pre_accept  {result['rate_cps']} cps for {result['duration_s']} s = "
+        f"{result['calls']} calls (hold {result['hold_s']} s)  {result['date']}  Python {result['python']}  "
         f"load avg {result['load_average_before']}"
     )
     print(f"{'segment':34} {'n':>5} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}")
@@ -500,13 +559,19 @@ def print_table(result: dict[str, Any]) -> None:
         ("  CALL_RECEIVED → pre_accept", "call_received_to_pre_accept"),
     ):
         s = result[key]
-        print(f"{label:34} {s['count']:>5} {s['p50_ms']:>8} {s['p90_ms']:>8} {s['p99_ms']:>8} {s['max_ms']:>8}")
+        print(
+            f"{label:34} {s['count']:>5} {s['p50_ms']:>8} {s['p90_ms']:>8} {s['p99_ms']:>8} {s['max_ms']:>8}"
+        )
     print(
         f"pre-accepted {result['pre_accepted']}/{result['calls']}, terminated {result['terminated']}, "
-        f"webhook non-2xx {result['webhook_non_2xx']}, errors {result['error_count']}\n"
+        f"webhook non-2xx {result['webhook_non_2xx']}, errors {result['error_count']}, "
+        f"duplicate CALL_RECEIVED {result['duplicate_call_received']} "
+        f"(same X-Event-Id {result['duplicate_same_event_id']})\n"
         f"server CPU {result['server_cpu_percent_of_core']} % of a core "
         f"({result['server_cpu_ms_per_call']} ms per call), RSS {result['server_rss_mb']} MB; "
-        f"bench CPU {result['bench_cpu_percent_of_core']} %; max send lateness {result['send_lateness_ms_max']} ms"
+        f"server threads (% of a core): {result['server_thread_cpu_percent']}\n"
+        f"bench CPU {result['bench_cpu_percent_of_core']} %; "
+        f"max send lateness {result['send_lateness_ms_max']} ms"
     )
     p99 = result["latency"]["p99_ms"]
     print(f"target p99 ≤ 100 ms: {'PASS' if p99 <= 100 else 'FAIL'} (p99 {p99} ms)")
@@ -515,14 +580,23 @@ def print_table(result: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rate", type=float, default=20.0, help="new calls per second (default 20)")
     parser.add_argument("--duration", type=float, default=15.0, help="seconds of load (default 15)")
-    parser.add_argument("--hold", type=float, default=2.0, help="seconds from pre_accept to terminate (default 2)")
+    parser.add_argument(
+        "--hold", type=float, default=2.0, help="seconds from pre_accept to terminate (default 2)"
+    )
     parser.add_argument("--warmup", type=int, default=3, help="calls before the measured window (default 3)")
     parser.add_argument("--settle", type=float, default=15.0, help="max seconds to wait for stragglers")
+    parser.add_argument(
+        "--profile", help="write a cProfile of the server process here (slows the server: not for figures)"
+    )
     parser.add_argument("--server-log-level", default="WARNING", help="the server process's log level")
-    parser.add_argument("--out", type=Path, help="result JSON (default bench/results/connect_latency-<time>.json)")
+    parser.add_argument(
+        "--out", type=Path, help="result JSON (default bench/results/connect_latency-<time>.json)"
+    )
     args = parser.parse_args()
     result = asyncio.run(run(args))
     print_table(result)
