@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, select
@@ -37,30 +38,44 @@ def _from_row(row: SenderRow) -> Sender:
 
 
 class SqlSenderDirectory:
-    def __init__(self, db: Database) -> None:
+    """Senders from the table, read through a small in-memory view.
+
+    Every webhook and call action looks a sender up, and a business has few numbers: the table is read
+    whole and kept until a sender changes through this object or the view is `max_age_s` old (so a
+    change made through another node takes effect within that time).
+    """
+
+    def __init__(
+        self, db: Database, *, max_age_s: float = 5.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._db = db
+        self._max_age = max_age_s
+        self._clock = clock
+        self._senders: list[Sender] | None = None
+        self._loaded_at = 0.0
+
+    async def _current(self) -> list[Sender]:
+        if self._senders is None or self._clock() - self._loaded_at > self._max_age:
+            loaded_at = self._clock()
+            async with self._db.session() as session:
+                rows = (await session.scalars(select(SenderRow).order_by(SenderRow.created_at))).all()
+                senders = [_from_row(row) for row in rows]
+            self._senders, self._loaded_at = senders, loaded_at
+        return self._senders
 
     async def get(self, phone_number_id: str) -> Sender | None:
-        async with self._db.session() as session:
-            row = await session.get(SenderRow, phone_number_id)
-            return _from_row(row) if row else None
+        return next((s for s in await self._current() if s.phone_number_id == phone_number_id), None)
 
     async def by_display_number(self, number: str) -> Sender | None:
         """The sender whose display number has the digits of `number` (`+`, spaces, dashes ignored)."""
         wanted = digits(number)
         if not wanted:
             return None
-        query = (
-            select(SenderRow).where(SenderRow.display_digits == wanted).order_by(SenderRow.phone_number_id)
-        )
-        async with self._db.session() as session:
-            row = (await session.scalars(query)).first()
-            return _from_row(row) if row else None
+        matches = [s for s in await self._current() if digits(s.display_phone_number) == wanted]
+        return min(matches, key=lambda s: s.phone_number_id) if matches else None
 
     async def list(self) -> Sequence[Sender]:
-        async with self._db.session() as session:
-            rows = (await session.scalars(select(SenderRow).order_by(SenderRow.created_at))).all()
-        return [_from_row(row) for row in rows]
+        return list(await self._current())
 
     async def save(self, sender: Sender) -> None:
         now = datetime.now(UTC)
@@ -88,10 +103,12 @@ class SqlSenderDirectory:
         )
         async with self._db.session() as session:
             await session.execute(statement)
+        self._senders = None
 
     async def delete(self, phone_number_id: str) -> bool:
         async with self._db.session() as session:
             result = await session.execute(
                 delete(SenderRow).where(SenderRow.phone_number_id == phone_number_id)
             )
+        self._senders = None
         return bool(getattr(result, "rowcount", 0))

@@ -27,6 +27,7 @@ from switchboard.apps.calls_api.context import Context
 from switchboard.apps.calls_api.mapping import endpoint_model, envelope, event_name, platform_model
 from switchboard.apps.calls_api.outbox import Outbox, RetryPolicy
 from switchboard.apps.calls_api.schemas import CallRecordingModel, RecordingFileModel
+from switchboard.apps.calls_api.subscriptions import SubscriptionIndex
 from switchboard.core import events as ev
 from switchboard.core.control import CallControl
 from switchboard.core.models import InboundAction
@@ -58,6 +59,15 @@ class CallsApi:
         retry: RetryPolicy | None = None,
     ) -> None:
         self._control = control
+        self._subscriptions = SubscriptionIndex(db)
+        self._outbox = Outbox(
+            db,
+            http,
+            profiles=self._subscriptions.profile,
+            allow_private_urls=allow_private_urls,
+            clock=clock,
+            retry=retry or RetryPolicy(),
+        )
         self._ctx = Context(
             control=control,
             db=db,
@@ -65,14 +75,8 @@ class CallsApi:
             files_dir=files_dir,
             allow_private_urls=allow_private_urls,
             clock=clock,
-        )
-        self._outbox = Outbox(
-            db,
-            http,
-            profiles=self._profile,
-            allow_private_urls=allow_private_urls,
-            clock=clock,
-            retry=retry or RetryPolicy(),
+            subscriptions=self._subscriptions,
+            outbox=self._outbox,
         )
         self.router = APIRouter()
         self.router.include_router(configurations.build_router(self._ctx))
@@ -87,39 +91,35 @@ class CallsApi:
         """The webhook delivery loop; the composition root owns and cancels it."""
         await self._outbox.run()
 
-    async def _profile(self, subscription_id: str) -> dict[str, Any] | None:
-        return await configurations.subscription_profile(self._ctx, subscription_id)
-
     async def on_event(self, event: ev.CallEvent) -> None:
-        """Store what `event` means for the Calls API: recordings, and one outbox row
-        per subscription that wants it. Everything is committed before this returns."""
+        """Store what `event` means for the Calls API: recordings, and one outbox row per subscription
+        that wants it. Everything is committed before this returns; then delivery starts."""
         name = event_name(event)
-        call = event.call
-        targets = (
-            await configurations.matching_subscriptions(self._ctx, call.calls_configuration_id, name)
-            if name
-            else []
-        )
+        targets = await self._subscriptions.matching(event.call.calls_configuration_id, name) if name else []
+        recording = isinstance(event, ev.RecordingReady)
+        if not targets and not recording:
+            return
         now = self._ctx.clock()
+        rows: list[WebhookOutboxRow] = []
         async with self._ctx.db.session() as s:
             extra = await self._recording(s, event) if isinstance(event, ev.RecordingReady) else None
             if targets and name:
                 body = envelope(event, name, extra).model_dump_json(by_alias=True)
-                for subscription_id, url in targets:
-                    s.add(
-                        WebhookOutboxRow(
-                            subscription_id=subscription_id,
-                            url=url,
-                            event_type=name,
-                            call_id=call.id,
-                            body=body,
-                            attempts=0,
-                            next_attempt_at=now,
-                            created_at=now,
-                        )
+                rows = [
+                    WebhookOutboxRow(
+                        subscription_id=target.id,
+                        url=target.url,
+                        event_type=name,
+                        call_id=event.call.id,
+                        body=body,
+                        attempts=0,
+                        next_attempt_at=now,
+                        created_at=now,
                     )
-        if targets:
-            self._outbox.wake()
+                    for target in targets
+                ]
+                s.add_all(rows)
+        self._outbox.add(rows)
 
     async def _recording(self, s: AsyncSession, event: ev.RecordingReady) -> dict[str, Any]:
         call = event.call

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, Response
@@ -54,33 +53,6 @@ def _subscription(row: SubscriptionRow) -> SubscriptionResponse:
         criteria=json.loads(row.criteria),
         profile=_public_profile(json.loads(row.profile)),
     )
-
-
-async def subscription_profile(ctx: Context, subscription_id: str) -> dict[str, Any] | None:
-    """The stored profile (with secrets) of a subscription, for signing deliveries."""
-    async with ctx.db.session() as s:
-        row = await s.get(SubscriptionRow, subscription_id)
-        return json.loads(row.profile) if row else None
-
-
-async def matching_subscriptions(
-    ctx: Context, calls_configuration_id: str | None, event_type: str
-) -> Sequence[tuple[str, str]]:
-    """(subscription id, notify URL) of every subscription that wants `event_type` of this configuration."""
-    if not calls_configuration_id:
-        return []
-    async with ctx.db.session() as s:
-        rows = await s.scalars(select(SubscriptionRow).order_by(SubscriptionRow.created_at))
-        out = []
-        for row in rows:
-            if event_type not in json.loads(row.events):
-                continue
-            criteria = json.loads(row.criteria)
-            if not any(c.get("callsConfigurationId") == calls_configuration_id for c in criteria):
-                continue
-            url = json.loads(row.profile)["webhook"]["notifyUrl"]
-            out.append((row.id, url))
-        return out
 
 
 def build_router(ctx: Context) -> APIRouter:
@@ -219,6 +191,7 @@ def build_router(ctx: Context) -> APIRouter:
                 raise ApiError(409, f"subscription {sub_id!r} already exists")
             row = SubscriptionRow(id=sub_id, created_at=ctx.clock(), **columns(body))
             s.add(row)
+        ctx.subscriptions.invalidate()
         return _subscription(row)
 
     @router.get(
@@ -272,7 +245,9 @@ def build_router(ctx: Context) -> APIRouter:
                 raise ApiError(404, f"subscription {subscriptionId!r} not found")
             for key, value in columns(body).items():
                 setattr(row, key, value)
-            return _subscription(row)
+            response = _subscription(row)
+        ctx.subscriptions.invalidate()
+        return response
 
     @router.delete(
         SUBSCRIPTIONS + "/{subscriptionId}",
@@ -296,6 +271,8 @@ def build_router(ctx: Context) -> APIRouter:
                 )
                 .values(failed_at=ctx.clock(), last_error="the subscription was deleted")
             )
+        ctx.subscriptions.invalidate()
+        ctx.outbox.drop_subscription(subscriptionId)
         return Response(status_code=204)
 
     return router

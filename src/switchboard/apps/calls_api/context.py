@@ -16,6 +16,8 @@ from typing import Annotated
 import httpx
 from fastapi import Query
 
+from switchboard.apps.calls_api.outbox import Outbox
+from switchboard.apps.calls_api.subscriptions import SubscriptionIndex
 from switchboard.core.control import CallControl
 from switchboard.httpapi.errors import ApiError
 from switchboard.httpapi.urls import UnsafeUrl, check_url_target
@@ -46,6 +48,8 @@ class Context:
     files_dir: Path
     allow_private_urls: bool
     clock: Callable[[], datetime]
+    subscriptions: SubscriptionIndex
+    outbox: Outbox
 
     @property
     def uploads_dir(self) -> Path:

@@ -29,13 +29,14 @@ import contextlib
 import hmac
 import logging
 import random
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import select, update
 
 from switchboard.httpapi.urls import UnsafeUrl, check_url_target
 from switchboard.store.base import Database
@@ -93,8 +94,46 @@ def auth_headers(security: Mapping[str, Any] | None, body: bytes, now: datetime)
     return {}
 
 
+@dataclass(slots=True)
+class Pending:
+    """An undelivered outbox row, as the delivery loop keeps it in memory."""
+
+    id: int
+    subscription_id: str
+    call_id: str | None
+    url: str
+    event_type: str
+    body: str
+    attempts: int
+    next_attempt_at: datetime
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: WebhookOutboxRow) -> Pending:
+        return cls(
+            id=row.id,
+            subscription_id=row.subscription_id,
+            call_id=row.call_id,
+            url=row.url,
+            event_type=row.event_type,
+            body=row.body,
+            attempts=row.attempts,
+            next_attempt_at=utc(row.next_attempt_at),
+            created_at=utc(row.created_at),
+        )
+
+    @property
+    def stream(self) -> tuple[str, str | None]:
+        return (self.subscription_id, self.call_id)
+
+
 class Outbox:
-    """Stores events for delivery and delivers them (`run`, the one background task)."""
+    """Delivers stored events (`run`, the one background task).
+
+    The table is the record; the loop works from memory: rows are handed over with `add` once they are
+    committed, and whatever was pending when the loop starts is read back from the table. Each attempt's
+    outcome is written to the row before the stream moves on.
+    """
 
     def __init__(
         self,
@@ -115,105 +154,125 @@ class Outbox:
         self._retry = retry
         self._wake = asyncio.Event()
         self._limit = asyncio.Semaphore(concurrency)
+        self._streams: dict[tuple[str, str | None], deque[Pending]] = {}
+        self._known: set[int] = set()
         self._inflight: set[tuple[str, str | None]] = set()
 
-    def wake(self) -> None:
-        """A row was added: deliver now instead of at the next due time."""
-        self._wake.set()
+    def add(self, rows: list[WebhookOutboxRow]) -> None:
+        """Committed rows to deliver; delivery starts at once."""
+        for row in rows:
+            self._enqueue(Pending.of(row))
+        if rows:
+            self._wake.set()
+
+    def drop_subscription(self, subscription_id: str) -> None:
+        """The subscription was deleted (its rows were marked failed): stop delivering them."""
+        for key in [k for k in self._streams if k[0] == subscription_id and k not in self._inflight]:
+            for item in self._streams.pop(key):
+                self._known.discard(item.id)
+
+    def _enqueue(self, item: Pending) -> None:
+        if item.id in self._known:
+            return
+        self._known.add(item.id)
+        self._streams.setdefault(item.stream, deque()).append(item)
 
     async def run(self) -> None:
-        """Deliver due rows until cancelled; sleep until the next due row or a `wake()`.
+        """Deliver pending rows until cancelled; sleep until the next due row or an `add`.
 
         Each stream has at most one attempt in flight; attempts run as tasks of this loop's TaskGroup,
         so a slow receiver delays nothing but its own stream.
         """
+        await self._load()
         async with asyncio.TaskGroup() as tg:
             while True:
                 self._wake.clear()
-                try:
-                    next_due = await self._dispatch(tg)
-                except Exception:
-                    log.exception("webhook delivery pass failed")
-                    next_due = 1.0
+                next_due = self._dispatch(tg)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=next_due)
 
-    async def _heads(self) -> list[WebhookOutboxRow]:
-        """The oldest pending row of every stream."""
+    async def _load(self) -> None:
         async with self._db.session() as s:
-            pending = (WebhookOutboxRow.delivered_at.is_(None)) & (WebhookOutboxRow.failed_at.is_(None))
-            heads = (
-                select(func.min(WebhookOutboxRow.id))
-                .where(pending)
-                .group_by(WebhookOutboxRow.subscription_id, WebhookOutboxRow.call_id)
-            )
             rows = await s.scalars(
-                select(WebhookOutboxRow).where(WebhookOutboxRow.id.in_(heads)).order_by(WebhookOutboxRow.id)
+                select(WebhookOutboxRow)
+                .where(WebhookOutboxRow.delivered_at.is_(None), WebhookOutboxRow.failed_at.is_(None))
+                .order_by(WebhookOutboxRow.id)
             )
-            return list(rows)
+            pending = [Pending.of(row) for row in rows]
+        for item in pending:
+            self._enqueue(item)
+        for queue in self._streams.values():
+            ordered = sorted(queue, key=lambda item: item.id)
+            queue.clear()
+            queue.extend(ordered)
+        if pending:
+            log.info("resuming delivery of %d stored events", len(pending))
 
-    async def _dispatch(self, tg: asyncio.TaskGroup) -> float | None:
-        """Start an attempt for every due head not in flight; return seconds until the next is due."""
+    def _dispatch(self, tg: asyncio.TaskGroup) -> float | None:
+        """Start an attempt for every due stream head not in flight; return seconds until the next."""
         now = self._now()
         waits: list[float] = []
-        for row in await self._heads():
-            key = (row.subscription_id, row.call_id)
+        for key, queue in self._streams.items():
             if key in self._inflight:
                 continue
-            due_in = (utc(row.next_attempt_at) - now).total_seconds()
+            head = queue[0]
+            due_in = (head.next_attempt_at - now).total_seconds()
             if due_in > 0:
                 waits.append(due_in)
                 continue
             self._inflight.add(key)
-            tg.create_task(self._attempt(row, key))
+            tg.create_task(self._attempt(head))
         return min(waits) if waits else None
 
-    async def _attempt(self, row: WebhookOutboxRow, key: tuple[str, str | None]) -> None:
+    async def _attempt(self, item: Pending) -> None:
+        finished = False
         try:
             async with self._limit:
-                error = await self._post(row)
-            await self._record(row, error)
+                error = await self._post(item)
+            finished = await self._record(item, error)
         except Exception:
-            log.exception("webhook %s: delivery attempt failed unexpectedly", row.id)
+            log.exception("webhook %s: delivery attempt failed unexpectedly", item.id)
+            item.next_attempt_at = self._now() + timedelta(seconds=self._retry.delay(item.attempts + 1))
         finally:
-            self._inflight.discard(key)
+            if finished:
+                queue = self._streams.get(item.stream)
+                if queue and queue[0] is item:
+                    queue.popleft()
+                    if not queue:
+                        del self._streams[item.stream]
+                self._known.discard(item.id)
+            self._inflight.discard(item.stream)
             self._wake.set()
 
-    async def _record(self, row: WebhookOutboxRow, error: str | None) -> None:
+    async def _record(self, item: Pending, error: str | None) -> bool:
+        """Write the attempt's outcome to the row; True when the row is done (delivered or given up)."""
         now = self._now()
+        item.attempts += 1
+        values: dict[str, Any] = {"attempts": item.attempts}
+        done = True
+        if error is None:
+            values.update(delivered_at=now, last_error=None)
+        elif (now - item.created_at).total_seconds() >= self._retry.give_up_after:
+            values.update(failed_at=now, last_error=error[:2000])
+            log.error(
+                "giving up webhook %s (%s of call %s) to %s after %d attempts: %s",
+                item.id,
+                item.event_type,
+                item.call_id,
+                item.url,
+                item.attempts,
+                error,
+            )
+        else:
+            item.next_attempt_at = now + timedelta(seconds=self._retry.delay(item.attempts))
+            values.update(next_attempt_at=item.next_attempt_at, last_error=error[:2000])
+            log.info("webhook %s to %s failed (attempt %d): %s", item.id, item.url, item.attempts, error)
+            done = False
         async with self._db.session() as s:
-            fresh = await s.get(WebhookOutboxRow, row.id)
-            if fresh is None:
-                return
-            fresh.attempts += 1
-            if error is None:
-                fresh.delivered_at = now
-                fresh.last_error = None
-                return
-            fresh.last_error = error[:2000]
-            age = (now - utc(fresh.created_at)).total_seconds()
-            if age >= self._retry.give_up_after:
-                fresh.failed_at = now
-                log.error(
-                    "giving up webhook %s (%s of call %s) to %s after %d attempts: %s",
-                    fresh.id,
-                    fresh.event_type,
-                    fresh.call_id,
-                    fresh.url,
-                    fresh.attempts,
-                    error,
-                )
-            else:
-                fresh.next_attempt_at = now + timedelta(seconds=self._retry.delay(fresh.attempts))
-                log.info(
-                    "webhook %s to %s failed (attempt %d): %s",
-                    fresh.id,
-                    fresh.url,
-                    fresh.attempts,
-                    error,
-                )
+            await s.execute(update(WebhookOutboxRow).where(WebhookOutboxRow.id == item.id).values(**values))
+        return done
 
-    async def _post(self, row: WebhookOutboxRow) -> str | None:
+    async def _post(self, row: Pending) -> str | None:
         """POST the row; None on a 2xx, otherwise what went wrong."""
         try:
             await check_url_target(row.url, "notifyUrl", allow_private=self._allow_private)
