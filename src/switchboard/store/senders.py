@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, select
@@ -11,6 +10,7 @@ from sqlalchemy import delete, select
 from switchboard.core.models import InboundAction, InboundConfiguration, Sender
 from switchboard.store.base import Database, insert_on_conflict
 from switchboard.store.tables import SenderRow
+from switchboard.store.views import CachedView
 
 
 def digits(number: str) -> str:
@@ -45,23 +45,17 @@ class SqlSenderDirectory:
     change made through another node takes effect within that time).
     """
 
-    def __init__(
-        self, db: Database, *, max_age_s: float = 5.0, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, db: Database, *, max_age_s: float = 5.0) -> None:
         self._db = db
-        self._max_age = max_age_s
-        self._clock = clock
-        self._senders: list[Sender] | None = None
-        self._loaded_at = 0.0
+        self._view = CachedView(self._load, max_age_s=max_age_s)
+
+    async def _load(self) -> list[Sender]:
+        async with self._db.session() as session:
+            rows = (await session.scalars(select(SenderRow).order_by(SenderRow.created_at))).all()
+            return [_from_row(row) for row in rows]
 
     async def _current(self) -> list[Sender]:
-        if self._senders is None or self._clock() - self._loaded_at > self._max_age:
-            loaded_at = self._clock()
-            async with self._db.session() as session:
-                rows = (await session.scalars(select(SenderRow).order_by(SenderRow.created_at))).all()
-                senders = [_from_row(row) for row in rows]
-            self._senders, self._loaded_at = senders, loaded_at
-        return self._senders
+        return await self._view.items()
 
     async def get(self, phone_number_id: str) -> Sender | None:
         return next((s for s in await self._current() if s.phone_number_id == phone_number_id), None)
@@ -103,12 +97,12 @@ class SqlSenderDirectory:
         )
         async with self._db.session() as session:
             await session.execute(statement)
-        self._senders = None
+        self._view.invalidate()
 
     async def delete(self, phone_number_id: str) -> bool:
         async with self._db.session() as session:
             result = await session.execute(
                 delete(SenderRow).where(SenderRow.phone_number_id == phone_number_id)
             )
-        self._senders = None
+        self._view.invalidate()
         return bool(getattr(result, "rowcount", 0))

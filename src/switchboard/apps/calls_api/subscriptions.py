@@ -1,4 +1,4 @@
-"""Which subscriptions want which events: a cached view of the subscriptions table.
+"""Which subscriptions want which events: a cached view (`store.views.CachedView`) of the table.
 
 Every call event asks "who wants this?", so the table is read once into memory and read again only
 after a subscription changes through this server, or when the view is older than `max_age_s` (so a
@@ -8,8 +8,6 @@ change made through another node takes effect within that time).
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +15,7 @@ from sqlalchemy import select
 
 from switchboard.store.base import Database
 from switchboard.store.calls_api import SubscriptionRow
+from switchboard.store.views import CachedView
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,26 +28,20 @@ class Target:
 
 
 class SubscriptionIndex:
-    def __init__(
-        self, db: Database, *, max_age_s: float = 5.0, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, db: Database, *, max_age_s: float = 5.0) -> None:
         self._db = db
-        self._max_age = max_age_s
-        self._clock = clock
-        self._targets: list[Target] | None = None
-        self._loaded_at = 0.0
+        self._view = CachedView(self._load, max_age_s=max_age_s)
 
     def invalidate(self) -> None:
-        self._targets = None
+        self._view.invalidate()
+
+    async def _load(self) -> list[Target]:
+        async with self._db.session() as s:
+            rows = await s.scalars(select(SubscriptionRow).order_by(SubscriptionRow.created_at))
+            return [_target(row) for row in rows]
 
     async def _current(self) -> list[Target]:
-        if self._targets is None or self._clock() - self._loaded_at > self._max_age:
-            loaded_at = self._clock()
-            async with self._db.session() as s:
-                rows = await s.scalars(select(SubscriptionRow).order_by(SubscriptionRow.created_at))
-                targets = [_target(row) for row in rows]
-            self._targets, self._loaded_at = targets, loaded_at
-        return self._targets
+        return await self._view.items()
 
     async def matching(self, calls_configuration_id: str | None, event_type: str) -> list[Target]:
         """Subscriptions whose criteria name `calls_configuration_id` and whose events hold the type."""
