@@ -416,11 +416,10 @@ class CallControl:
         session = self._sessions.get(call_id)
         if session is not None:
             return session
-        if await self._calls.get(call_id) is not None:
-            call = await self._calls.get(call_id)
-            assert call is not None
-            raise InvalidCallState(call_id, call.state.value, "act on")
-        raise CallNotFound(call_id)
+        call = await self._calls.get(call_id)
+        if call is None:
+            raise CallNotFound(call_id)
+        raise InvalidCallState(call_id, call.state.value, "act on")
 
     def _channel(self, call: Call) -> CallChannel:
         channel = self._channels.get(call.endpoint.type)
