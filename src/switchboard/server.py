@@ -132,7 +132,10 @@ class Components:
         secured = [Depends(api_key_dependency(self.settings.api.keys))]
         app.include_router(self.webhooks.router)
         app.include_router(self.calls_api.router, dependencies=secured)
-        app.include_router(whatsapp_api_router(self.senders, self.permissions), dependencies=secured)
+        whatsapp_api = whatsapp_api_router(
+            self.senders, self.permissions, allow_private_urls=self.settings.server.allow_private_urls
+        )
+        app.include_router(whatsapp_api, dependencies=secured)
 
     @asynccontextmanager
     async def run(self) -> AsyncIterator[None]:

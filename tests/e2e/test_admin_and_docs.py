@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
-from support.platform import PHONE_NUMBER_ID, Platform
+from support.platform import PHONE_NUMBER_ID, Platform, running_platform
 
 pytestmark = pytest.mark.e2e
 
@@ -77,3 +79,11 @@ async def test_openapi_and_docs_are_served(platform: Platform) -> None:
         assert path in schema["paths"], path
     docs = await platform.api.get("/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+
+
+async def test_private_graph_api_urls_are_refused_unless_allowed(tmp_path: Path) -> None:
+    async with running_platform(tmp_path, allow_private_urls=False) as platform:
+        for url in ("http://127.0.0.1:9", "http://10.1.2.3", "http://[::1]:8080"):
+            response = await platform.api.post("/admin/1/senders", json={**NEW_SENDER, "graphApiUrl": url})
+            assert response.status_code == 400, url
+            assert "graphApiUrl" in response.text and "private address" in response.text

@@ -115,3 +115,20 @@ async def test_meta_refusal_for_lack_of_permission_fails_the_call_and_forgets_th
     assert failed["properties"]["callLog"]["errorCode"]["name"] == "FORBIDDEN"
     permission = f"/whatsapp/1/senders/{DISPLAY_NUMBER}/calls/{USER}/permissions"
     assert (await platform.api.get(permission)).json()["status"] == "NO_PERMISSION"
+
+
+async def test_max_duration_hangs_up_an_answered_call(platform: Platform) -> None:
+    await platform.subscribe()
+    user = platform.emulator.user(USER, name="Cy")
+    await user.reply_permission(PHONE_NUMBER_ID, accept=True)
+    created = await platform.api.post("/calls/1/calls", json={**call_request(), "maxDuration": 2})
+    assert created.status_code == 201, created.text
+    call_id = created.json()["id"]
+    user_call = await user.next_incoming()
+    await platform.app.wait_for("CALL_ESTABLISHED", call_id)
+    finished = await platform.app.wait_for("CALL_FINISHED", call_id, timeout=15)
+    log = finished["properties"]["callLog"]
+    assert log["hangupSource"] == "PLATFORM"
+    assert "maximum duration of 2 s" in log["errorCode"]["description"]
+    assert 1 <= log["duration"] <= 3
+    await user_call.wait_state("TERMINATED")

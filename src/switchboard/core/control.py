@@ -116,6 +116,8 @@ class _Session:
     capture_timer: asyncio.TimerHandle | None = None
     connect_timer: asyncio.TimerHandle | None = None
     media_closed_timer: asyncio.TimerHandle | None = None
+    max_duration_s: int | None = None
+    max_duration_timer: asyncio.TimerHandle | None = None
     recording: tuple[str, dict[str, str]] | None = None
     dialog_id: str | None = None
 
@@ -127,6 +129,8 @@ class CallRequest:
     calls_configuration_id: str | None = None
     application_id: str | None = None
     connect_timeout_s: int = 60
+    max_duration_s: int | None = None
+    """Hang up this long after the call is answered (Infobip's `maxDuration`)."""
     custom_data: dict[str, str] = field(default_factory=dict)
     parent_call_id: str | None = None
     external_id: str | None = None
@@ -353,6 +357,7 @@ class CallControl:
                 return
             self._cancel_timer(session.connect_timer)
             st.transition(call, CallState.ESTABLISHED, self._now(), "answer")
+            self._arm_max_duration(session)
             await self._calls.save(call)
             await self._record_permission_use(call, connected=True)
             await self._publish(ev.CallEstablished, call)
@@ -526,7 +531,12 @@ class CallControl:
         answered = call.answer_time is not None
         if tell_peer:
             await self._tell_peer_end(call)
-        for timer in (session.capture_timer, session.connect_timer, session.media_closed_timer):
+        for timer in (
+            session.capture_timer,
+            session.connect_timer,
+            session.media_closed_timer,
+            session.max_duration_timer,
+        ):
             self._cancel_timer(timer)
         await self._finish_operations(session)
         call.media = session.leg.diagnostics().as_dict()
@@ -729,7 +739,7 @@ class CallControl:
         if request.endpoint.type is EndpointType.WHATSAPP:
             await self._check_whatsapp_outbound(call)
         leg = await self._media.create_leg(call.id, self._queue.put_nowait)
-        session = _Session(call=call, leg=leg)
+        session = _Session(call=call, leg=leg, max_duration_s=request.max_duration_s)
         self._sessions[call.id] = session
         try:
             offer = await leg.offer()
@@ -949,6 +959,15 @@ class CallControl:
                 self._arm_capture_timer(session)
             else:
                 await self._capture_done(session, result)
+        elif what == "max_duration":
+            async with session.lock:
+                await self._end(
+                    session,
+                    ErrorCode.NORMAL_HANGUP,
+                    f"the call reached its maximum duration of {session.max_duration_s} s",
+                    HangupSource.PLATFORM,
+                    tell_peer=True,
+                )
         elif what == "media_closed":
             async with session.lock:
                 await self._end(
@@ -967,6 +986,12 @@ class CallControl:
                     HangupSource.PLATFORM,
                     tell_peer=True,
                 )
+
+    def _arm_max_duration(self, session: _Session) -> None:
+        if session.max_duration_s is not None:
+            session.max_duration_timer = asyncio.get_running_loop().call_later(
+                session.max_duration_s, self._queue.put_nowait, (session.call.id, "max_duration")
+            )
 
     @staticmethod
     def _cancel_timer(timer: asyncio.TimerHandle | None) -> None:

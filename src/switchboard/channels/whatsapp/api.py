@@ -15,6 +15,7 @@ from switchboard.core import policy
 from switchboard.core.models import InboundAction, InboundConfiguration, Sender
 from switchboard.core.ports import SenderDirectory
 from switchboard.httpapi.errors import ApiError
+from switchboard.httpapi.urls import UnsafeUrl, check_url_target
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -113,9 +114,18 @@ def sender_from_body(body: SenderBody) -> Sender:
 def build_router(
     senders: SenderDirectory,
     permissions: WhatsAppPermissions,
+    *,
+    allow_private_urls: bool,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> APIRouter:
     router = APIRouter()
+
+    async def checked(body: SenderBody) -> Sender:
+        try:
+            await check_url_target(body.graph_api_url, "graphApiUrl", allow_private=allow_private_urls)
+        except UnsafeUrl as exc:
+            raise ApiError(400, str(exc)) from None
+        return sender_from_body(body)
 
     @router.get(
         "/whatsapp/1/senders/{sender}/calls/{user_number}/permissions", tags=["WhatsApp call permissions"]
@@ -188,7 +198,7 @@ def build_router(
     async def create_sender(body: SenderBody) -> dict[str, Any]:
         if await senders.get(body.phone_number_id) is not None:
             raise ApiError(409, f"sender {body.phone_number_id!r} exists; use PUT to change it")
-        sender = sender_from_body(body)
+        sender = await checked(body)
         await senders.save(sender)
         return sender_json(sender)
 
@@ -196,7 +206,7 @@ def build_router(
     async def replace_sender(phone_number_id: str, body: SenderBody) -> dict[str, Any]:
         if body.phone_number_id != phone_number_id:
             raise ApiError(400, "phoneNumberId: must equal the id in the path")
-        sender = sender_from_body(body)
+        sender = await checked(body)
         await senders.save(sender)
         return sender_json(sender)
 
