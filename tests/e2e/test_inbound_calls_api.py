@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -73,3 +74,21 @@ async def test_app_answers_says_plays_captures_dtmf_and_hangs_up(
     assert tone_windows(heard, 1000) >= 8, "the user did not hear the 1 kHz tone the app played"
     types = platform.app.types(call_id)
     assert types.index("CALL_RECEIVED") < types.index("CALL_ESTABLISHED") < types.index("CALL_FINISHED")
+
+
+async def test_no_audio_reaches_the_user_before_the_call_is_accepted(platform: Platform) -> None:
+    """Meta: the business sends media only after `accept` returned 200 (pre_accept only connects)."""
+    await platform.subscribe()
+    tone_id = await upload_tone(platform, 1000, 3.0)
+    call = await platform.emulator.user("15550001212").call(PHONE_NUMBER_ID)
+    call_id = (await platform.app.wait_for("CALL_RECEIVED"))["callId"]
+    await act(platform, call_id, "pre-answer")
+    await call.wait_connected()
+    await act(platform, call_id, "play", {"content": {"type": "FILE", "fileId": tone_id}})
+    await asyncio.sleep(1.0)
+    assert tone_windows(call.heard_pcm(), 1000) == 0, "audio was sent before accept"
+    await act(platform, call_id, "answer")
+    await platform.app.wait_for("PLAY_FINISHED", call_id)
+    assert tone_windows(call.heard_pcm(), 1000) >= 10
+    await act(platform, call_id, "hangup")
+    await platform.app.wait_for("CALL_FINISHED", call_id)

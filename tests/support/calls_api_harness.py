@@ -76,6 +76,7 @@ class FakeLeg:
         self.recording: tuple[Path, str] | None = None
         self.sent_dtmf: list[str] = []
         self.closed = False
+        self.sending = True
 
     @property
     def id(self) -> str:
@@ -111,6 +112,9 @@ class FakeLeg:
             self.recording = None
             path.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt ")
             self._sink(RecordingFinished(self._id, rid, path, 2000, path.stat().st_size))
+
+    def set_sending(self, enabled: bool) -> None:
+        self.sending = enabled
 
     def enable_inband_dtmf(self, enabled: bool) -> None:
         return None
@@ -169,6 +173,7 @@ class FakeSynthesizer:
 
 class FakeWhatsApp:
     endpoint_type = EndpointType.WHATSAPP
+    early_media = False
 
     def __init__(self) -> None:
         self.ops: list[tuple[str, str]] = []

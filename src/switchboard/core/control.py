@@ -289,6 +289,9 @@ class CallControl:
         call.calls_configuration_id = inbound.calls_configuration_id
         call.application_id = inbound.action.value
         leg = await self._media.create_leg(call.id, self._queue.put_nowait)
+        channel = self._channels.get(endpoint.type)
+        if channel is not None and not channel.early_media:
+            leg.set_sending(False)
         session = _Session(call=call, leg=leg, remote_sdp=remote_offer)
         self._sessions[call.id] = session
         self._by_external[external_id] = call.id
@@ -481,6 +484,7 @@ class CallControl:
         st.require(call, st.ANSWERABLE, "answer")
         await self._pre_accept(session)
         await self._channel_op(session, "answer", await self._local_answer(session))
+        session.leg.set_sending(True)
         st.transition(call, CallState.ESTABLISHED, self._now(), "answer")
         await self._calls.save(call)
         await self._publish(ev.CallEstablished, call)

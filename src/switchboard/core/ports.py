@@ -30,6 +30,8 @@ class CallChannel(Protocol):
     """Signalling toward one kind of endpoint (WhatsApp through Meta, SIP, WebRTC, ...)."""
 
     endpoint_type: EndpointType
+    early_media: bool
+    """Whether media may flow to an inbound caller before the call is answered (WhatsApp: no)."""
 
     async def pre_answer(self, call: Call, sdp_answer: str) -> None: ...
 

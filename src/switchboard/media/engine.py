@@ -170,6 +170,10 @@ class MediaLeg(Protocol):
     def enable_inband_dtmf(self, enabled: bool) -> None:
         """Decode the peer's audio to find in-band DTMF tones (costly: only while a capture runs)."""
 
+    def set_sending(self, enabled: bool) -> None:
+        """Hold (False) or release (True) our outbound audio; ICE, DTLS and RTCP go on (rtpengine:
+        block/unblock media). Playback and DTMF wait while held. A new leg sends."""
+
     def diagnostics(self) -> MediaDiagnostics: ...
 
     async def close(self) -> None:

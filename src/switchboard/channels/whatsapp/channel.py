@@ -12,6 +12,8 @@ from switchboard.core.ports import DialResult, SenderDirectory
 
 class WhatsAppChannel:
     endpoint_type = EndpointType.WHATSAPP
+    early_media = False
+    """Meta: send media only after `accept` returned 200."""
 
     def __init__(
         self, graph: GraphClient, senders: SenderDirectory, permissions: WhatsAppPermissions

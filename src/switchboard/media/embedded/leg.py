@@ -169,6 +169,8 @@ class EmbeddedLeg:
         self._last_rtcp_ts = 0
         # Bridge.
         self.peer: EmbeddedLeg | None = None
+        self._held = False
+        """Outbound audio is held (`set_sending(False)`): nothing is sent but RTCP."""
         self._last_forward = 0.0
         self._fwd_ssrc: int | None = None
         self._fwd_seq_off = 0
@@ -288,6 +290,9 @@ class EmbeddedLeg:
 
     async def stop_recording(self) -> None:
         self._finish_recording()
+
+    def set_sending(self, enabled: bool) -> None:
+        self._held = not enabled
 
     def enable_inband_dtmf(self, enabled: bool) -> None:
         if enabled and self._inband is None:
@@ -611,7 +616,7 @@ class EmbeddedLeg:
 
     def _forward(self, packet: bytes, now: float, payload_type: int, is_audio: bool) -> None:
         """Send a packet the bridged leg received, as part of our own continuous stream."""
-        if self._tx is None or self._play_frames is not None or self._failed:
+        if self._tx is None or self._play_frames is not None or self._failed or self._held:
             return
         if self._dtmf_queue and self._dtmf_queue[0].index < len(self._dtmf_queue[0].packets):
             return  # our own telephone-event is on the wire
@@ -663,6 +668,8 @@ class EmbeddedLeg:
 
     def _tick(self, now: float) -> None:
         """Called by the engine every 20 ms once SRTP is up: send what this leg should send now."""
+        if self._held:
+            return
         queue = self._dtmf_queue
         if queue:
             item = queue[0]
