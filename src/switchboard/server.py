@@ -149,6 +149,7 @@ class Components:
                 runners = [
                     tasks.create_task(self.control.run()),
                     tasks.create_task(self.calls_api.run()),
+                    tasks.create_task(self.webhooks.run()),
                 ]
                 try:
                     yield

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from switchboard.core.models import (
@@ -114,3 +114,6 @@ class WebhookLedger(Protocol):
 
     async def first_time(self, key: str) -> bool:
         """Record `key`; True if it was not recorded before."""
+
+    async def prune(self, older_than: timedelta) -> int:
+        """Forget keys recorded more than `older_than` ago; returns how many."""

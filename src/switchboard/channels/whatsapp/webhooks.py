@@ -9,9 +9,10 @@ before its connect ends the call as soon as it exists (or keeps it from being of
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
@@ -37,6 +38,9 @@ from switchboard.httpapi.errors import ApiError
 log = logging.getLogger(__name__)
 
 MEDIA_FAILURE_CODES = {138020, 138021, 138022, 138023}
+LEDGER_KEEP = timedelta(days=7)
+"""How long a processed delivery is remembered: longer than Meta keeps redelivering."""
+LEDGER_PRUNE_EVERY_S = 3600.0
 
 
 class WhatsAppWebhooks:
@@ -54,6 +58,17 @@ class WhatsAppWebhooks:
         self.router = APIRouter(tags=["WhatsApp webhooks"])
         self.router.add_api_route("/webhooks/whatsapp", self.verify, methods=["GET"])
         self.router.add_api_route("/webhooks/whatsapp", self.notify, methods=["POST"])
+
+    async def run(self) -> None:
+        """Forget old deliveries once an hour, until cancelled (the composition root owns this task)."""
+        while True:
+            try:
+                removed = await self._ledger.prune(LEDGER_KEEP)
+                if removed:
+                    log.info("forgot %d webhook deliveries older than %s", removed, LEDGER_KEEP)
+            except Exception:
+                log.exception("pruning the webhook ledger failed")
+            await asyncio.sleep(LEDGER_PRUNE_EVERY_S)
 
     async def verify(self, request: Request) -> Response:
         """Meta's subscription check: echo `hub.challenge` when `hub.verify_token` is one of ours."""
