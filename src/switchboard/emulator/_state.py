@@ -1,6 +1,7 @@
 """Shared state of the Meta emulator: business numbers, permissions, faults, recorded requests.
 
-Wire formats follow /work/shared/reference/whatsapp-calling-api.md (Meta's Graph API error shape, §2 and §5).
+Wire formats follow Meta's Cloud API calling documentation (the Graph API error shape, call actions,
+call permissions).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Meta's webhook payloads for the `calls` and `messages` fields, as typed models.
 
-Shapes follow Meta's calling webhooks (`reference/whatsapp-calling-api.md` §1, §5). Unknown fields are
+Shapes follow Meta's calling webhooks (the `calls` and `messages` fields of the Cloud API). Unknown fields are
 kept (`extra="allow"`) so newer payloads still parse; missing required fields are a 400 naming them.
 """
 
