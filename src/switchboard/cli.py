@@ -47,6 +47,7 @@ async def _serve(settings: Settings) -> None:
     server = Server(settings)
     print(f"Switchboard listening on {server.url}  (API docs: {server.url}/docs)", flush=True)
     print(f"database: {settings.database_url}", flush=True)
+    print(f"Meta webhooks (calls, messages): {settings.public_url}/webhooks/whatsapp", flush=True)
     if not settings.api.keys:
         print("warning: no API keys configured ([api] keys): every API request is refused", flush=True)
     await server.serve()
