@@ -22,7 +22,9 @@ async def test_ice_failure_ends_the_call_with_a_readable_reason(tmp_path: Path) 
         failed = await platform.app.wait_for("CALL_FAILED", call_id, timeout=40)
         log = failed["properties"]["callLog"]
         assert log["errorCode"]["name"] == "MEDIA_FAILURE"
-        assert log["errorCode"]["description"].startswith("ICE failed")
+        assert log["errorCode"]["description"].startswith(
+            "ICE failed: the peer offered no candidate this server may use"
+        )
         assert log["hangupSource"] == "PLATFORM"
         record = (await platform.api.get(f"/calls/1/calls/{call_id}")).json()
         assert record["state"] == "FAILED"

@@ -92,14 +92,12 @@ class IceAgent(aioice.Connection):
         local, remote = pair.local_candidate, pair.remote_candidate
         return f"{local.host}:{local.port} ({local.type}) <-> {remote.host}:{remote.port} ({remote.type})"
 
-    def tried_pairs(self) -> str:
-        return (
-            ", ".join(
-                f"{p.local_addr[0]}:{p.local_addr[1]} -> {p.remote_addr[0]}:{p.remote_addr[1]}"
-                for p in self._check_list
-            )
-            or "none"
-        )
+    def tried_pairs(self) -> list[str]:
+        """The candidate pairs checked, as `local -> remote` addresses."""
+        return [
+            f"{p.local_addr[0]}:{p.local_addr[1]} -> {p.remote_addr[0]}:{p.remote_addr[1]}"
+            for p in self._check_list
+        ]
 
 
 def _install_fast_path(protocol: Any, on_datagram: DatagramHandler) -> None:

@@ -423,11 +423,17 @@ class EmbeddedLeg:
         try:
             await asyncio.wait_for(self._ice.connect(), self._engine.ice_timeout)
         except (ConnectionError, TimeoutError):
-            self._fail(
-                "ICE failed: no candidate pair answered connectivity checks "
-                f"(tried {self._ice.tried_pairs()})",
-                what="ice",
-            )
+            tried = self._ice.tried_pairs()
+            if not tried:
+                reason = (
+                    "ICE failed: the peer offered no candidate this server may use "
+                    f"({len(candidates)} in its SDP; check [server] media_remote_networks)"
+                )
+            else:
+                reason = (
+                    f"ICE failed: no candidate pair answered connectivity checks (tried {', '.join(tried)})"
+                )
+            self._fail(reason, what="ice")
             return
         self._ice.on_connected()
         self._diag.selected_pair = self._ice.selected_pair()
