@@ -117,11 +117,12 @@ async def test_meta_refusal_for_lack_of_permission_fails_the_call_and_forgets_th
     assert (await platform.api.get(permission)).json()["status"] == "NO_PERMISSION"
 
 
-async def test_max_duration_hangs_up_an_answered_call(platform: Platform) -> None:
+async def test_max_duration_and_recording_from_answer(platform: Platform) -> None:
     await platform.subscribe()
     user = platform.emulator.user(USER, name="Cy")
     await user.reply_permission(PHONE_NUMBER_ID, accept=True)
-    created = await platform.api.post("/calls/1/calls", json={**call_request(), "maxDuration": 2})
+    body = {**call_request(), "maxDuration": 2, "recording": {"recordingType": "AUDIO"}}
+    created = await platform.api.post("/calls/1/calls", json=body)
     assert created.status_code == 201, created.text
     call_id = created.json()["id"]
     user_call = await user.next_incoming()
@@ -132,3 +133,8 @@ async def test_max_duration_hangs_up_an_answered_call(platform: Platform) -> Non
     assert "maximum duration of 2 s" in log["errorCode"]["description"]
     assert 1 <= log["duration"] <= 3
     await user_call.wait_state("TERMINATED")
+    ready = await platform.app.wait_for("CALL_RECORDING_READY", call_id)
+    [file] = ready["properties"]["recording"]["files"]
+    assert 1 <= file["duration"] <= 3
+    download = await platform.api.get(f"/calls/1/recordings/files/{file['id']}")
+    assert download.status_code == 200 and download.content[:4] == b"RIFF"

@@ -118,8 +118,16 @@ class _Session:
     media_closed_timer: asyncio.TimerHandle | None = None
     max_duration_s: int | None = None
     max_duration_timer: asyncio.TimerHandle | None = None
-    recording: tuple[str, dict[str, str]] | None = None
+    record_on_answer: RecordingRequest | None = None
+    recording: str | None = None
+    """The id of the recording running on the call's leg."""
     dialog_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingRequest:
+    fmt: RecordingFormat = RecordingFormat.WAV
+    custom_data: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +139,8 @@ class CallRequest:
     connect_timeout_s: int = 60
     max_duration_s: int | None = None
     """Hang up this long after the call is answered (Infobip's `maxDuration`)."""
+    record: RecordingRequest | None = None
+    """Record the call from the moment it is answered (Infobip's `recording`)."""
     custom_data: dict[str, str] = field(default_factory=dict)
     parent_call_id: str | None = None
     external_id: str | None = None
@@ -167,6 +177,8 @@ class CallControl:
         self._channels: dict[EndpointType, CallChannel] = {}
         self._inbound_actions: set[InboundAction] = set()
         self._sessions: dict[str, _Session] = {}
+        self._recordings: dict[str, dict[str, str]] = {}
+        """Custom data of each recording until its file is complete."""
         self._by_external: dict[str, str] = {}
         self._early: dict[str, list[tuple[float, str, tuple[object, ...]]]] = {}
         self._queue: asyncio.Queue[MediaEvent | tuple[str, str]] = asyncio.Queue()
@@ -364,6 +376,9 @@ class CallControl:
             await self._calls.save(call)
             await self._record_permission_use(call, connected=True)
             await self._publish(ev.CallEstablished, call)
+        record = session.record_on_answer
+        if record is not None:
+            await self.start_recording(call.id, fmt=record.fmt, custom_data=record.custom_data)
         await self._dialog_leg_established(session)
 
     async def remote_hangup(
@@ -709,7 +724,8 @@ class CallControl:
             self._recordings_dir.mkdir(parents=True, exist_ok=True)
             path = self._recordings_dir / f"{call_id}-{recording_id}.{suffix}"
             await session.leg.start_recording(path, fmt=fmt, recording_id=recording_id)
-            session.recording = (recording_id, dict(custom_data or {}))
+            session.recording = recording_id
+            self._recordings[recording_id] = dict(custom_data or {})
             return recording_id
 
     async def stop_recording(self, call_id: str) -> Call:
@@ -743,7 +759,12 @@ class CallControl:
         if request.endpoint.type is EndpointType.WHATSAPP:
             await self._check_whatsapp_outbound(call)
         leg = await self._media.create_leg(call.id, self._queue.put_nowait)
-        session = _Session(call=call, leg=leg, max_duration_s=request.max_duration_s)
+        session = _Session(
+            call=call,
+            leg=leg,
+            max_duration_s=request.max_duration_s,
+            record_on_answer=request.record,
+        )
         self._sessions[call.id] = session
         try:
             offer = await leg.offer()
@@ -868,6 +889,9 @@ class CallControl:
     # -- media events and timers --------------------------------------------------------------------
 
     async def _on_media_event(self, event: MediaEvent) -> None:
+        if isinstance(event, RecordingFinished):
+            await self._recording_done(event)
+            return
         session = self._sessions.get(event.leg_id)
         if session is None:
             return
@@ -893,8 +917,6 @@ class CallControl:
             case PlaybackFinished(playback_id=pid, duration_ms=duration, completed=completed):
                 if session.playback is not None and session.playback.id == pid:
                     await self._playback_done(session, pid, duration, completed)
-            case RecordingFinished():
-                await self._recording_done(session, event)
 
     async def _on_dtmf(self, session: _Session, digit: str, duration_ms: int) -> None:
         await self._publish(ev.DtmfReceived, session.call, digit=digit, duration_ms=duration_ms)
@@ -940,12 +962,18 @@ class CallControl:
             custom_data=playback.custom_data,
         )
 
-    async def _recording_done(self, session: _Session, event: RecordingFinished) -> None:
-        custom = session.recording[1] if session.recording else {}
-        session.recording = None
+    async def _recording_done(self, event: RecordingFinished) -> None:
+        """A recording's file is complete; it may finish after its call ended (a hang-up stops it)."""
+        custom = self._recordings.pop(event.recording_id, {})
+        session = self._sessions.get(event.leg_id)
+        if session is not None:
+            session.recording = None
+        call = session.call if session is not None else await self._calls.get(event.leg_id)
+        if call is None:
+            return
         await self._publish(
             ev.RecordingReady,
-            session.call,
+            call,
             recording_id=event.recording_id,
             path=event.path,
             duration_ms=event.duration_ms,

@@ -38,6 +38,7 @@ from switchboard.apps.calls_api.schemas import (
     SayRequest,
 )
 from switchboard.core.control import CallRequest
+from switchboard.core.control import RecordingRequest as CoreRecordingRequest
 from switchboard.core.errors import SwitchboardError
 from switchboard.core.models import (
     Call,
@@ -103,6 +104,11 @@ def build_router(ctx: Context) -> APIRouter:
                 application_id=body.platform.application_id if body.platform else None,
                 connect_timeout_s=body.connect_timeout or 60,
                 max_duration_s=body.max_duration,
+                record=(
+                    CoreRecordingRequest(custom_data=dict(body.recording.custom_data or {}))
+                    if body.recording
+                    else None
+                ),
                 custom_data=dict(body.custom_data or {}),
                 parent_call_id=body.parent_call_id,
                 external_id=body.external_id,
