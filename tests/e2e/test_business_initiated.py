@@ -64,10 +64,11 @@ async def test_call_needs_permission_then_connects_with_audio_both_ways(platform
     assert state["status"] == "TEMPORARY"
     assert {a["name"]: a["canPerformAction"] for a in state["actions"]}["START_CALL"] is True
 
-    created = await platform.api.post("/calls/1/calls", json=call_request())
+    created = await platform.api.post("/calls/1/calls", json={**call_request(), "externalId": "order-42"})
     assert created.status_code == 201, created.text
     call_id = created.json()["id"]
     assert created.json()["direction"] == "OUTBOUND"
+    assert created.json()["externalId"] == "order-42"
     user_call = await user.next_incoming()
     await platform.app.wait_for("CALL_RINGING", call_id)
     await platform.app.wait_for("CALL_ESTABLISHED", call_id)

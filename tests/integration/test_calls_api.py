@@ -400,8 +400,8 @@ async def test_dialog_with_a_new_whatsapp_call(tmp_path: Path) -> None:
         assert [d["id"] for d in listed["results"]] == [dialog["id"]]
 
         child = await h.control.get_call(child_id)
-        assert child.external_id is not None
-        await h.control.remote_answered(child.external_id, "v=0\r\ns=answer\r\n")
+        assert child.peer_call_id is not None
+        await h.control.remote_answered(child.peer_call_id, "v=0\r\ns=answer\r\n")
         established = (await receiver.wait_for("DIALOG_ESTABLISHED", parent_id)).json
         assert established["dialogId"] == dialog["id"]
         parent = (await h.client.get(f"/calls/1/calls/{parent_id}")).json()

@@ -87,7 +87,7 @@ def make_call(call_id: str = "call-1", **changes: object) -> Call:
         calls_configuration_id="cfg-1",
         application_id="app-1",
         sender_id="pnid-1",
-        external_id=f"wacid.{call_id}",
+        peer_call_id=f"wacid.{call_id}",
         custom_data={"orderId": "42", "note": "ünïcödé"},
         parent_call_id="parent-1",
         dialog_id="dialog-1",
@@ -131,7 +131,7 @@ async def test_migrate_from_empty_to_head_matches_the_models(url: str) -> None:
                 tables = set(inspect(sync).get_table_names())
                 assert tables >= CORE_TABLES
                 assert {ix["name"] for ix in inspect(sync).get_indexes("calls")} >= {
-                    "ix_calls_external_id",
+                    "ix_calls_peer_call_id",
                     "ix_calls_state",
                     "ix_calls_start_time",
                 }
@@ -166,8 +166,8 @@ async def test_call_upsert_round_trip_keeps_every_field(db: Database) -> None:
     call.custom_data = {"orderId": "43"}
     await calls.save(call)
     assert await calls.get("call-1") == call
-    assert await calls.find_by_external_id("wacid.call-1") == call
-    assert await calls.find_by_external_id("wacid.nope") is None
+    assert await calls.find_by_peer_call_id("wacid.call-1") == call
+    assert await calls.find_by_peer_call_id("wacid.nope") is None
     assert await calls.get("nope") is None
     assert await calls.get_log("call-1") is None  # not final yet
 

@@ -321,7 +321,7 @@ class Harness:
             endpoint=Endpoint(EndpointType.WHATSAPP, phone_number=caller),
             to=SENDER_NUMBER,
             sender_id=SENDER_ID,
-            external_id=f"wacid.{uuid.uuid4().hex}",
+            peer_call_id=f"wacid.{uuid.uuid4().hex}",
             remote_offer="v=0\r\ns=caller offer\r\n",
         )
         assert call is not None

@@ -144,9 +144,7 @@ class CallRequest:
     custom_data: dict[str, str] = field(default_factory=dict)
     parent_call_id: str | None = None
     external_id: str | None = None
-
-
-_Signal = Callable[[Call], object]
+    """The application's own id for the call (Infobip's `externalId`), echoed on the call."""
 
 
 class CallControl:
@@ -179,7 +177,7 @@ class CallControl:
         self._sessions: dict[str, _Session] = {}
         self._recordings: dict[str, dict[str, str]] = {}
         """Custom data of each recording until its file is complete."""
-        self._by_external: dict[str, str] = {}
+        self._by_peer: dict[str, str] = {}
         self._early: dict[str, list[tuple[float, str, tuple[object, ...]]]] = {}
         self._queue: asyncio.Queue[MediaEvent | tuple[str, str]] = asyncio.Queue()
 
@@ -273,13 +271,13 @@ class CallControl:
         endpoint: Endpoint,
         to: str,
         sender_id: str,
-        external_id: str,
+        peer_call_id: str,
         remote_offer: str,
         custom_data: dict[str, str] | None = None,
     ) -> Call | None:
         """A call from a peer. Returns the call, or None if it was a repeat or was refused."""
-        if external_id in self._by_external or await self._calls.find_by_external_id(external_id):
-            log.info("repeated inbound call %s ignored", external_id)
+        if peer_call_id in self._by_peer or await self._calls.find_by_peer_call_id(peer_call_id):
+            log.info("repeated inbound call %s ignored", peer_call_id)
             return None
         sender = await self._senders.get(sender_id)
         inbound = sender.inbound if sender else None
@@ -290,7 +288,7 @@ class CallControl:
             from_=endpoint.address,
             to=to,
             sender_id=sender_id,
-            external_id=external_id,
+            peer_call_id=peer_call_id,
             custom_data=dict(custom_data or {}),
             start_time=self._now(),
         )
@@ -306,7 +304,7 @@ class CallControl:
             leg.set_sending(False)
         session = _Session(call=call, leg=leg, remote_sdp=remote_offer)
         self._sessions[call.id] = session
-        self._by_external[external_id] = call.id
+        self._by_peer[peer_call_id] = call.id
         await self._calls.save(call)
         await self._publish(ev.CallReceived, call)
         await self._replay_early(call)
@@ -322,7 +320,7 @@ class CallControl:
         return None
 
     async def _refuse(self, call: Call, reason: str) -> None:
-        log.warning("refusing inbound call %s from %s: %s", call.external_id, call.from_, reason)
+        log.warning("refusing inbound call %s from %s: %s", call.peer_call_id, call.from_, reason)
         st.end(
             call,
             CallState.FAILED,
@@ -337,23 +335,23 @@ class CallControl:
             try:
                 await channel.reject(call)
             except ChannelError:
-                log.exception("could not reject call %s", call.external_id)
+                log.exception("could not reject call %s", call.peer_call_id)
 
-    async def remote_ringing(self, external_id: str) -> None:
-        call = self._call_by_external(external_id)
+    async def remote_ringing(self, peer_call_id: str) -> None:
+        call = self._call_by_peer(peer_call_id)
         if call is None:
-            self._stash(external_id, "ringing")
+            self._stash(peer_call_id, "ringing")
             return
         if call.state is CallState.CALLING:
             st.transition(call, CallState.RINGING, self._now(), "ring")
             await self._calls.save(call)
             await self._publish(ev.CallRinging, call)
 
-    async def remote_answered(self, external_id: str, sdp_answer: str) -> None:
+    async def remote_answered(self, peer_call_id: str, sdp_answer: str) -> None:
         """The far end answered a call we placed, with its SDP answer."""
-        call = self._call_by_external(external_id)
+        call = self._call_by_peer(peer_call_id)
         if call is None:
-            self._stash(external_id, "answered", sdp_answer)
+            self._stash(peer_call_id, "answered", sdp_answer)
             return
         session = self._sessions[call.id]
         async with session.lock:
@@ -382,11 +380,11 @@ class CallControl:
         await self._dialog_leg_established(session)
 
     async def remote_hangup(
-        self, external_id: str, *, code: ErrorCode = ErrorCode.NORMAL_HANGUP, description: str = ""
+        self, peer_call_id: str, *, code: ErrorCode = ErrorCode.NORMAL_HANGUP, description: str = ""
     ) -> None:
-        call = self._call_by_external(external_id)
+        call = self._call_by_peer(peer_call_id)
         if call is None:
-            self._stash(external_id, "hangup", code, description)
+            self._stash(peer_call_id, "hangup", code, description)
             return
         session = self._sessions.get(call.id)
         if session is None:
@@ -400,21 +398,21 @@ class CallControl:
                 tell_peer=False,
             )
 
-    def _call_by_external(self, external_id: str) -> Call | None:
-        call_id = self._by_external.get(external_id)
+    def _call_by_peer(self, peer_call_id: str) -> Call | None:
+        call_id = self._by_peer.get(peer_call_id)
         session = self._sessions.get(call_id) if call_id else None
         return session.call if session else None
 
-    def _stash(self, external_id: str, kind: str, *args: object) -> None:
+    def _stash(self, peer_call_id: str, kind: str, *args: object) -> None:
         """Keep a signal that came before the call it belongs to (webhooks are unordered)."""
         now = time.monotonic()
         for key in [k for k, v in self._early.items() if v and v[0][0] < now - 120]:
             del self._early[key]
-        self._early.setdefault(external_id, []).append((now, kind, args))
+        self._early.setdefault(peer_call_id, []).append((now, kind, args))
 
     async def _replay_early(self, call: Call) -> None:
-        for _, kind, args in self._early.pop(call.external_id or "", []):
-            ext = call.external_id or ""
+        for _, kind, args in self._early.pop(call.peer_call_id or "", []):
+            ext = call.peer_call_id or ""
             if kind == "ringing":
                 await self.remote_ringing(ext)
             elif kind == "answered":
@@ -423,9 +421,9 @@ class CallControl:
                 code = args[0] if isinstance(args[0], ErrorCode) else ErrorCode.NORMAL_HANGUP
                 await self.remote_hangup(ext, code=code, description=str(args[1]))
 
-    def was_ended_early(self, external_id: str) -> bool:
+    def was_ended_early(self, peer_call_id: str) -> bool:
         """Whether a hang-up for this call arrived before the call itself."""
-        return any(kind == "hangup" for _, kind, _ in self._early.get(external_id, []))
+        return any(kind == "hangup" for _, kind, _ in self._early.get(peer_call_id, []))
 
     # -- application side: actions ----------------------------------------------------------------
 
@@ -565,8 +563,8 @@ class CallControl:
             log.exception("closing media of call %s failed", call.id)
         final = st.final_state_for(call, code)
         st.end(call, final, self._now(), source=source, code=code, description=description)
-        if call.external_id:
-            self._by_external.pop(call.external_id, None)
+        if call.peer_call_id:
+            self._by_peer.pop(call.peer_call_id, None)
         await self._calls.save(call)
         if call.direction is Direction.OUTBOUND and not answered:
             await self._record_permission_use(call, connected=False)
@@ -754,6 +752,7 @@ class CallControl:
             application_id=request.application_id,
             custom_data=dict(request.custom_data),
             parent_call_id=request.parent_call_id,
+            external_id=request.external_id,
             start_time=self._now(),
         )
         if request.endpoint.type is EndpointType.WHATSAPP:
@@ -775,8 +774,8 @@ class CallControl:
             async with session.lock:
                 await self._end(session, _failure_code(exc), str(exc), HangupSource.PLATFORM, tell_peer=False)
             raise
-        call.external_id = result.external_id
-        self._by_external[result.external_id] = call.id
+        call.peer_call_id = result.peer_call_id
+        self._by_peer[result.peer_call_id] = call.id
         await self._calls.save(call)
         loop = asyncio.get_running_loop()
         session.connect_timer = loop.call_later(

@@ -111,8 +111,10 @@ class Call:
     application_id: str | None = None
     sender_id: str | None = None
     """The WhatsApp sender (phone_number_id) this call is on, if any."""
-    external_id: str | None = None
+    peer_call_id: str | None = None
     """The channel's own id for the call (Meta's `wacid.*`)."""
+    external_id: str | None = None
+    """The application's own id for the call (Infobip's `externalId`)."""
     custom_data: dict[str, str] = field(default_factory=dict)
     parent_call_id: str | None = None
     dialog_id: str | None = None

@@ -23,7 +23,7 @@ from switchboard.core.models import (
 
 @dataclass(frozen=True, slots=True)
 class DialResult:
-    external_id: str
+    peer_call_id: str
 
 
 class CallChannel(Protocol):
@@ -65,7 +65,7 @@ class CallRepository(Protocol):
 
     async def get(self, call_id: str) -> Call | None: ...
 
-    async def find_by_external_id(self, external_id: str) -> Call | None: ...
+    async def find_by_peer_call_id(self, peer_call_id: str) -> Call | None: ...
 
     async def list(
         self,

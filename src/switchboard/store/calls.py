@@ -39,6 +39,7 @@ class CallLog:
     duration: int
     ring_duration: int
     logged_at: datetime
+    peer_call_id: str | None = None
     external_id: str | None = None
     sender_id: str | None = None
     calls_configuration_id: str | None = None
@@ -67,6 +68,7 @@ def _call_values(call: Call) -> dict[str, Any]:
         "calls_configuration_id": call.calls_configuration_id,
         "application_id": call.application_id,
         "sender_id": call.sender_id,
+        "peer_call_id": call.peer_call_id,
         "external_id": call.external_id,
         "custom_data": jsonable(dict(call.custom_data)),
         "parent_call_id": call.parent_call_id,
@@ -93,6 +95,7 @@ def _call_from_row(row: CallRow) -> Call:
         calls_configuration_id=row.calls_configuration_id,
         application_id=row.application_id,
         sender_id=row.sender_id,
+        peer_call_id=row.peer_call_id,
         external_id=row.external_id,
         custom_data=dict(row.custom_data or {}),
         parent_call_id=row.parent_call_id,
@@ -118,6 +121,7 @@ def _log_from_row(row: CallLogRow) -> CallLog:
         duration=row.duration,
         ring_duration=row.ring_duration,
         logged_at=row.logged_at,
+        peer_call_id=row.peer_call_id,
         external_id=row.external_id,
         sender_id=row.sender_id,
         calls_configuration_id=row.calls_configuration_id,
@@ -176,10 +180,10 @@ class SqlCallRepository:
             row = await session.get(CallRow, call_id)
             return _call_from_row(row) if row else None
 
-    async def find_by_external_id(self, external_id: str) -> Call | None:
+    async def find_by_peer_call_id(self, peer_call_id: str) -> Call | None:
         query = (
             select(CallRow)
-            .where(CallRow.external_id == external_id)
+            .where(CallRow.peer_call_id == peer_call_id)
             .order_by(CallRow.created_at.desc())
             .limit(1)
         )

@@ -16,7 +16,7 @@ from switchboard.store.base import Base
 from switchboard.store.types import UTCDateTime
 
 ID = String(64)
-"""Ids: ours are UUIDs; Meta's `wacid.*` ids are longer, so external ids get `EXTERNAL_ID`."""
+"""Ids: ours are UUIDs; Meta's `wacid.*` ids and applications' own ids are longer: `EXTERNAL_ID`."""
 EXTERNAL_ID = String(255)
 NUMBER = String(255)
 ENUM = String(32)
@@ -37,7 +37,8 @@ class CallRow(Base):
     calls_configuration_id: Mapped[str | None] = mapped_column(ID, index=True)
     application_id: Mapped[str | None] = mapped_column(ID)
     sender_id: Mapped[str | None] = mapped_column(ID)
-    external_id: Mapped[str | None] = mapped_column(EXTERNAL_ID, index=True)
+    peer_call_id: Mapped[str | None] = mapped_column(EXTERNAL_ID, index=True)
+    external_id: Mapped[str | None] = mapped_column(EXTERNAL_ID)
     custom_data: Mapped[dict[str, Any]] = mapped_column(JSON)
     parent_call_id: Mapped[str | None] = mapped_column(ID)
     dialog_id: Mapped[str | None] = mapped_column(ID)
@@ -60,6 +61,7 @@ class CallLogRow(Base):
     __table_args__ = (Index("ix_call_logs_end_time", "end_time"),)
 
     call_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    peer_call_id: Mapped[str | None] = mapped_column(EXTERNAL_ID)
     external_id: Mapped[str | None] = mapped_column(EXTERNAL_ID)
     endpoint: Mapped[dict[str, Any]] = mapped_column(JSON)
     endpoint_type: Mapped[str] = mapped_column(ENUM)

@@ -76,6 +76,7 @@ def call_model(call: Call) -> CallModel:
         platform=platform_model(call),
         custom_data=dict(call.custom_data),
         dialog_id=call.dialog_id,
+        external_id=call.external_id,
         media_diagnostics=dict(call.media) or None,
     )
 

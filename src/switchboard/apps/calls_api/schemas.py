@@ -267,6 +267,7 @@ class CallModel(Wire):
     conference_id: str | None = None
     custom_data: dict[str, str] | None = None
     dialog_id: str | None = None
+    external_id: str | None = None
     media_diagnostics: dict[str, Any] | None = None
 
 

@@ -29,9 +29,9 @@ class WhatsAppChannel:
         return sender
 
     async def _action(self, call: Call, action: str, sdp: str | None = None) -> None:
-        if not call.external_id:
+        if not call.peer_call_id:
             raise ChannelError(f"call {call.id} has no WhatsApp call id")
-        await self._graph.call_action(await self._sender(call), call.external_id, action, sdp)
+        await self._graph.call_action(await self._sender(call), call.peer_call_id, action, sdp)
 
     async def pre_answer(self, call: Call, sdp_answer: str) -> None:
         await self._action(call, "pre_accept", sdp_answer)
@@ -48,10 +48,10 @@ class WhatsAppChannel:
     async def dial(self, call: Call, sdp_offer: str) -> DialResult:
         sender = await self._sender(call)
         try:
-            external_id = await self._graph.connect(
+            peer_call_id = await self._graph.connect(
                 sender, wa_number(call.to), sdp_offer, callback_data=call.id
             )
         except NoCallPermissionError:
             await self._permissions.forget(sender.phone_number_id, wa_number(call.to))
             raise
-        return DialResult(external_id=external_id)
+        return DialResult(peer_call_id=peer_call_id)

@@ -159,7 +159,7 @@ class WhatsAppWebhooks:
             ),
             to=value.metadata.display_phone_number or call.to or sender.display_phone_number,
             sender_id=sender.phone_number_id,
-            external_id=call.id,
+            peer_call_id=call.id,
             remote_offer=call.session.sdp,
             custom_data=custom,
         )

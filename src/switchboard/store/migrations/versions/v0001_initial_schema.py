@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 15:28:57.059087
+Create Date: 2026-11-25 16:16:02.146475
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ def upgrade() -> None:
     op.create_table(
         "call_logs",
         sa.Column("call_id", sa.String(length=64), nullable=False),
+        sa.Column("peer_call_id", sa.String(length=255), nullable=True),
         sa.Column("external_id", sa.String(length=255), nullable=True),
         sa.Column("endpoint", sa.JSON(), nullable=False),
         sa.Column("endpoint_type", sa.String(length=32), nullable=False),
@@ -80,6 +81,7 @@ def upgrade() -> None:
         sa.Column("calls_configuration_id", sa.String(length=64), nullable=True),
         sa.Column("application_id", sa.String(length=64), nullable=True),
         sa.Column("sender_id", sa.String(length=64), nullable=True),
+        sa.Column("peer_call_id", sa.String(length=255), nullable=True),
         sa.Column("external_id", sa.String(length=255), nullable=True),
         sa.Column("custom_data", sa.JSON(), nullable=False),
         sa.Column("parent_call_id", sa.String(length=64), nullable=True),
@@ -100,7 +102,7 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_calls_calls_configuration_id"), ["calls_configuration_id"], unique=False
         )
-        batch_op.create_index(batch_op.f("ix_calls_external_id"), ["external_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_calls_peer_call_id"), ["peer_call_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_calls_start_time"), ["start_time"], unique=False)
         batch_op.create_index(batch_op.f("ix_calls_state"), ["state"], unique=False)
 
@@ -260,7 +262,7 @@ def downgrade() -> None:
     with op.batch_alter_table("calls", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_calls_state"))
         batch_op.drop_index(batch_op.f("ix_calls_start_time"))
-        batch_op.drop_index(batch_op.f("ix_calls_external_id"))
+        batch_op.drop_index(batch_op.f("ix_calls_peer_call_id"))
         batch_op.drop_index(batch_op.f("ix_calls_calls_configuration_id"))
 
     op.drop_table("calls")
