@@ -6,6 +6,7 @@ state, policy → 403) are rendered in Infobip's error shape by the installed ha
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Annotated
 
@@ -73,6 +74,13 @@ def core_endpoint(model: EndpointModel) -> Endpoint:
 
 def build_router(ctx: Context) -> APIRouter:
     router = APIRouter()
+    action = functools.partial(
+        router.post,
+        response_model=ActionResponse,
+        response_model_exclude_none=True,
+        tags=["call actions"],
+    )
+    """A call action route: answers Infobip's `CallsActionResponse`."""
     control = ctx.control
 
     async def require_configuration(config_id: str, field: str) -> None:
@@ -187,11 +195,8 @@ def build_router(ctx: Context) -> APIRouter:
 
     # -- actions -------------------------------------------------------------------------------------
 
-    @router.post(
+    @action(
         "/calls/1/calls/{callId}/answer",
-        response_model=ActionResponse,
-        response_model_exclude_none=True,
-        tags=["call actions"],
         summary="Answer an inbound call",
     )
     async def answer(
@@ -205,11 +210,8 @@ def build_router(ctx: Context) -> APIRouter:
             return ActionResponse(id=rec_id)
         return ActionResponse()
 
-    @router.post(
+    @action(
         "/calls/1/calls/{callId}/pre-answer",
-        response_model=ActionResponse,
-        response_model_exclude_none=True,
-        tags=["call actions"],
         summary="Pre-answer an inbound call (early media)",
     )
     async def pre_answer(
@@ -219,11 +221,8 @@ def build_router(ctx: Context) -> APIRouter:
         await control.pre_answer(callId)
         return ActionResponse()
 
-    @router.post(
+    @action(
         "/calls/1/calls/{callId}/send-ringing",
-        response_model=ActionResponse,
-        response_model_exclude_none=True,
-        tags=["call actions"],
         summary="Tell the caller the call is ringing",
     )
     async def send_ringing(callId: str) -> ActionResponse:
@@ -294,11 +293,8 @@ def build_router(ctx: Context) -> APIRouter:
             raise ApiError(404, f"content.fileId: {what} {file_id!r} not found")
         return Path(row.path)
 
-    @router.post(
+    @action(
         "/calls/1/calls/{callId}/play",
-        response_model=ActionResponse,
-        response_model_exclude_none=True,
-        tags=["call actions"],
         summary="Play audio (uploaded file, URL, text or a recording); PLAY_FINISHED reports the end",
     )
     async def play(callId: str, body: PlayRequest) -> ActionResponse:
@@ -311,22 +307,16 @@ def build_router(ctx: Context) -> APIRouter:
         )
         return ActionResponse(id=op)
 
-    @router.post(
+    @action(
         "/calls/1/calls/{callId}/stop-play",
-        response_model=ActionResponse,
-        response_model_exclude_none=True,
-        tags=["call actions"],
         summary="Stop playing",
     )
     async def stop_play(callId: str) -> ActionResponse:
         await control.stop_play(callId)
         return ActionResponse()
 
-    @router.post(
+    @action(
         "/calls/1/calls/{callId}/say",
-        response_model=ActionResponse,
-        response_model_exclude_none=True,
-        tags=["call actions"],
         summary="Say text (text to speech); SAY_FINISHED reports the end",
     )
     async def say(callId: str, body: SayRequest) -> ActionResponse:
@@ -343,11 +333,8 @@ def build_router(ctx: Context) -> APIRouter:
         )
         return ActionResponse(id=op)
 
-    @router.post(
+    @action(
         "/calls/1/calls/{callId}/capture/dtmf",
-        response_model=ActionResponse,
-        response_model_exclude_none=True,
-        tags=["call actions"],
         summary="Capture DTMF; DTMF_CAPTURED reports the digits (the terminator excluded)",
     )
     async def capture_dtmf(callId: str, body: DtmfCaptureRequest) -> ActionResponse:
@@ -363,22 +350,16 @@ def build_router(ctx: Context) -> APIRouter:
             await start_content(callId, body.play_content, loop_count=1, stop_on=ALL_DIGITS, custom_data=None)
         return ActionResponse(id=op)
 
-    @router.post(
+    @action(
         "/calls/1/calls/{callId}/send-dtmf",
-        response_model=ActionResponse,
-        response_model_exclude_none=True,
-        tags=["call actions"],
         summary="Send DTMF digits (RFC 4733)",
     )
     async def send_dtmf(callId: str, body: DtmfSendRequest) -> ActionResponse:
         await control.send_dtmf(callId, body.dtmf)
         return ActionResponse(status=ActionStatus.COMPLETED)
 
-    @router.post(
+    @action(
         "/calls/1/calls/{callId}/start-recording",
-        response_model=ActionResponse,
-        response_model_exclude_none=True,
-        tags=["call actions"],
         summary="Start recording; CALL_RECORDING_READY reports the file",
     )
     async def start_recording(
@@ -391,11 +372,8 @@ def build_router(ctx: Context) -> APIRouter:
         )
         return ActionResponse(id=rec_id)
 
-    @router.post(
+    @action(
         "/calls/1/calls/{callId}/stop-recording",
-        response_model=ActionResponse,
-        response_model_exclude_none=True,
-        tags=["call actions"],
         summary="Stop recording",
     )
     async def stop_recording(callId: str) -> ActionResponse:
