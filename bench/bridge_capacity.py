@@ -71,7 +71,15 @@ def call_freqs(call: int, checked: list[int]) -> tuple[float, float]:
 
 def load_main(conn: Any, calls: int, check: int, record_s: float, record_dir: str) -> None:
     from switchboard.media.embedded import EmbeddedMediaEngine
-    from switchboard.media.engine import MediaEvent, MediaFailed, MediaStarted, RecordingFormat, Tone
+    from switchboard.media.engine import (
+        WHATSAPP_LEG,
+        MediaEvent,
+        MediaFailed,
+        MediaLocator,
+        MediaStarted,
+        RecordingFormat,
+        Tone,
+    )
     from switchboard.media.tones import read_wav, tone_power_ratio
 
     async def run() -> None:
@@ -91,7 +99,7 @@ def load_main(conn: Any, calls: int, check: int, record_s: float, record_dir: st
             elif isinstance(event, MediaFailed):
                 failed[event.leg_id] = event.reason
 
-        legs = [await engine.create_leg(f"caller{i}", sink) for i in range(legs_total)]
+        legs = [await engine.create_leg(f"caller{i}", sink, WHATSAPP_LEG) for i in range(legs_total)]
         conn.send([await leg.offer() for leg in legs])
         answers = await loop.run_in_executor(None, conn.recv)
         t_connect = time.monotonic()
@@ -118,7 +126,7 @@ def load_main(conn: Any, calls: int, check: int, record_s: float, record_dir: st
             for side in (0, 1):
                 path = Path(record_dir) / f"call{call}-side{side}.wav"
                 await legs[2 * call + side].start_recording(
-                    path, fmt=RecordingFormat.WAV, recording_id=f"rec{call}.{side}"
+                    MediaLocator.for_path(path), fmt=RecordingFormat.WAV, recording_id=f"rec{call}.{side}"
                 )
                 paths[(call, side)] = path
         await asyncio.sleep(record_s)
@@ -175,6 +183,7 @@ def load_main(conn: Any, calls: int, check: int, record_s: float, record_dir: st
 
 def bridge_main(conn: Any, calls: int, settle: float, window: float, bridge: bool) -> None:
     from switchboard.media.embedded import EmbeddedMediaEngine
+    from switchboard.media.engine import WHATSAPP_LEG
 
     async def run() -> None:
         loop = asyncio.get_running_loop()
@@ -182,7 +191,10 @@ def bridge_main(conn: Any, calls: int, settle: float, window: float, bridge: boo
         await engine.start()
         rss_base = rss_bytes()
         offers = await loop.run_in_executor(None, conn.recv)
-        legs = [await engine.create_leg(f"bridged{i}", lambda event: None) for i in range(len(offers))]
+        legs = [
+            await engine.create_leg(f"bridged{i}", lambda event: None, WHATSAPP_LEG)
+            for i in range(len(offers))
+        ]
         answers = [await leg.answer(offer) for leg, offer in zip(legs, offers, strict=True)]
         for i in range(0, len(legs), 2):
             if bridge:

@@ -24,12 +24,13 @@ from av import AudioFrame
 from switchboard.media.embedded import EmbeddedMediaEngine, SdpError
 from switchboard.media.embedded.rtp import build_rtp
 from switchboard.media.engine import (
-    AudioFile,
+    WHATSAPP_LEG,
     DtmfReceived,
     DtmfSource,
     MediaEvent,
     MediaFailed,
     MediaLeg,
+    MediaLocator,
     MediaStarted,
     PlaybackFinished,
     RecordingFinished,
@@ -196,7 +197,7 @@ async def connect(
 ) -> tuple[WhatsAppPeer, MediaLeg, Events]:
     peer = WhatsAppPeer(frequency)
     events = Events()
-    leg = await engine.create_leg(leg_id, events)
+    leg = await engine.create_leg(leg_id, events, WHATSAPP_LEG)
     answer = await leg.answer(await peer.offer())
     assert "a=setup:active\r\n" in answer
     await peer.accept(answer)
@@ -207,7 +208,7 @@ async def connect(
 async def test_answer_sdp_is_whatsapp_shaped(engine: EmbeddedMediaEngine) -> None:
     peer = WhatsAppPeer(440)
     try:
-        leg = await engine.create_leg("sdp", Events())
+        leg = await engine.create_leg("sdp", Events(), WHATSAPP_LEG)
         answer = await leg.answer(await peer.offer())
         assert answer.endswith("\r\n")
         for expected in (
@@ -229,7 +230,7 @@ async def test_answer_sdp_is_whatsapp_shaped(engine: EmbeddedMediaEngine) -> Non
 
 
 async def test_bad_offer_is_a_media_error(engine: EmbeddedMediaEngine) -> None:
-    leg = await engine.create_leg("bad", Events())
+    leg = await engine.create_leg("bad", Events(), WHATSAPP_LEG)
     offer = "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
     with pytest.raises(SdpError, match="no audio m-line with Opus"):
         await leg.answer(offer)
@@ -251,11 +252,11 @@ async def test_play_tone_record_dtmf_and_diagnostics(engine: EmbeddedMediaEngine
 
         # The peer sends 440 Hz: the engine's recording has it.
         path = tmp_path / "rec.wav"
-        await leg.start_recording(path, fmt=RecordingFormat.WAV, recording_id="r1")
+        await leg.start_recording(MediaLocator.for_path(path), fmt=RecordingFormat.WAV, recording_id="r1")
         await asyncio.sleep(1.5)
         await leg.stop_recording()
         recorded = (await events.wait_for(RecordingFinished))[0]
-        assert recorded.path == path and recorded.size > 0 and recorded.duration_ms > 1000
+        assert recorded.locator.path == path.resolve() and recorded.size > 0 and recorded.duration_ms > 1000
         pcm, rate = read_wav(path)
         assert abs(dominant_frequency(pcm[rate // 2 :], rate) - 440) < 20
         assert tone_power_ratio(pcm[rate // 2 :], rate, 440) > 0.5
@@ -331,8 +332,8 @@ async def test_killed_peer_fails_its_leg_only(engine: EmbeddedMediaEngine) -> No
 async def test_offer_answer_between_two_legs_carries_rfc4733(engine: EmbeddedMediaEngine) -> None:
     """Business-initiated shape: our offer (actpass), answered by another leg; DTMF goes across."""
     events_out, events_in = Events(), Events()
-    caller = await engine.create_leg("out", events_out)
-    callee = await engine.create_leg("in", events_in)
+    caller = await engine.create_leg("out", events_out, WHATSAPP_LEG)
+    callee = await engine.create_leg("in", events_in, WHATSAPP_LEG)
     try:
         offer = await caller.offer()
         assert "a=setup:actpass" in offer and "a=rtpmap:126 telephone-event/8000" in offer
@@ -375,16 +376,16 @@ async def test_inband_dtmf_ogg_recording_and_close_events(
     engine: EmbeddedMediaEngine, tmp_path: Path
 ) -> None:
     events_out, events_in = Events(), Events()
-    caller = await engine.create_leg("out", events_out)
-    callee = await engine.create_leg("in", events_in)
+    caller = await engine.create_leg("out", events_out, WHATSAPP_LEG)
+    callee = await engine.create_leg("in", events_in, WHATSAPP_LEG)
     try:
         await caller.accept_answer(await callee.answer(await caller.offer()))
         await events_in.wait_for(MediaStarted)
         await events_out.wait_for(MediaStarted)
         callee.enable_inband_dtmf(True)
         path = tmp_path / "in.ogg"
-        await callee.start_recording(path, fmt=RecordingFormat.OGG, recording_id="ogg")
-        await caller.play(AudioFile(_dtmf_wav(tmp_path / "5.wav", (770, 1336))), playback_id="d5")
+        await callee.start_recording(MediaLocator.for_path(path), fmt=RecordingFormat.OGG, recording_id="ogg")
+        await caller.play(MediaLocator.for_path(_dtmf_wav(tmp_path / "5.wav", (770, 1336))), playback_id="d5")
         digit = (await events_in.wait_for(DtmfReceived, within=5))[0]
         assert (digit.digit, digit.source) == ("5", DtmfSource.INBAND)
         assert 150 <= digit.duration_ms <= 250
@@ -396,7 +397,7 @@ async def test_inband_dtmf_ogg_recording_and_close_events(
     cut = [e for e in events_out.items if isinstance(e, PlaybackFinished) and e.playback_id == "cut"]
     assert len(cut) == 1 and not cut[0].completed
     recording = [e for e in events_in.items if isinstance(e, RecordingFinished)]
-    assert len(recording) == 1 and recording[0].path == path and recording[0].size > 0
+    assert len(recording) == 1 and recording[0].locator.path == path.resolve() and recording[0].size > 0
     assert path.read_bytes()[:4] == b"OggS"
 
 
@@ -404,11 +405,11 @@ async def test_unanswered_ice_fails_the_leg_with_a_reason() -> None:
     engine = EmbeddedMediaEngine(addresses=["127.0.0.1"], ice_timeout=2.0)
     await engine.start()
     try:
-        silent = await engine.create_leg("silent", Events())
+        silent = await engine.create_leg("silent", Events(), WHATSAPP_LEG)
         offer = await silent.offer()
         await silent.close()  # nobody answers checks sent to its candidate any more
         events = Events()
-        leg = await engine.create_leg("x", events)
+        leg = await engine.create_leg("x", events, WHATSAPP_LEG)
         await leg.answer(offer)
         failed = (await events.wait_for(MediaFailed, within=6))[0]
         assert failed.reason.startswith("ICE failed: no candidate pair answered")
@@ -424,7 +425,7 @@ async def test_bridge_forwards_rfc4733_and_rewrites_payload_types(
 ) -> None:
     """c1 -> (l1 bridged l2) -> c2, where the l2/c2 call negotiated Opus 109 and telephone-event 101."""
     ev: dict[str, Events] = {name: Events() for name in ("c1", "l1", "l2", "c2")}
-    legs = {name: await engine.create_leg(name, ev[name]) for name in ev}
+    legs = {name: await engine.create_leg(name, ev[name], WHATSAPP_LEG) for name in ev}
     try:
         await legs["c1"].accept_answer(await legs["l1"].answer(await legs["c1"].offer()))
         offer = await legs["c2"].offer()
@@ -436,7 +437,9 @@ async def test_bridge_forwards_rfc4733_and_rewrites_payload_types(
             await ev[name].wait_for(MediaStarted)
         await engine.bridge(legs["l1"], legs["l2"])
         path = tmp_path / "c2.wav"
-        await legs["c2"].start_recording(path, fmt=RecordingFormat.WAV, recording_id="c2")
+        await legs["c2"].start_recording(
+            MediaLocator.for_path(path), fmt=RecordingFormat.WAV, recording_id="c2"
+        )
         await legs["c1"].play(Tone(1000, 1500), playback_id="t")
         await ev["c1"].wait_for(PlaybackFinished, within=5)
         await legs["c2"].stop_recording()
@@ -458,7 +461,7 @@ async def test_public_address_is_advertised() -> None:
     engine = EmbeddedMediaEngine(addresses=["127.0.0.1"], public_address="203.0.113.9")
     await engine.start()
     try:
-        leg = await engine.create_leg("nat", Events())
+        leg = await engine.create_leg("nat", Events(), WHATSAPP_LEG)
         offer = await leg.offer()
         assert "c=IN IP4 203.0.113.9\r\n" in offer
         candidates = [line for line in offer.split("\r\n") if line.startswith("a=candidate:")]

@@ -36,15 +36,19 @@ from switchboard.core.models import (
     Sender,
 )
 from switchboard.core.ports import DialResult, PermissionRecord
+from switchboard.errors import MediaError
 from switchboard.httpapi.auth import api_key_dependency
 from switchboard.httpapi.errors import install_error_handlers
 from switchboard.media.engine import (
     AudioSource,
     DtmfReceived,
     DtmfSource,
+    LegSpec,
     MediaDiagnostics,
     MediaEventSink,
     MediaLeg,
+    MediaLocator,
+    MediaMixer,
     PlaybackFinished,
     RecordingFinished,
     RecordingFormat,
@@ -69,8 +73,9 @@ CONFIG_ID = "my-app"
 
 
 class FakeLeg:
-    def __init__(self, leg_id: str, sink: MediaEventSink) -> None:
+    def __init__(self, leg_id: str, sink: MediaEventSink, spec: LegSpec) -> None:
         self._id = leg_id
+        self.spec = spec
         self._sink = sink
         self.playing: tuple[AudioSource, str] | None = None
         self.recording: tuple[Path, str] | None = None
@@ -103,15 +108,16 @@ class FakeLeg:
     async def send_dtmf(self, digits: str, *, duration_ms: int = 100, gap_ms: int = 60) -> None:
         self.sent_dtmf.append(digits)
 
-    async def start_recording(self, path: Path, *, fmt: RecordingFormat, recording_id: str) -> None:
-        self.recording = (path, recording_id)
+    async def start_recording(self, target: MediaLocator, *, fmt: RecordingFormat, recording_id: str) -> None:
+        self.recording = (target.path, recording_id)
 
     async def stop_recording(self) -> None:
         if self.recording is not None:
             path, rid = self.recording
             self.recording = None
             path.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt ")
-            self._sink(RecordingFinished(self._id, rid, path, 2000, path.stat().st_size))
+            size = path.stat().st_size
+            self._sink(RecordingFinished(self._id, rid, MediaLocator.for_path(path), 2000, size))
 
     def set_sending(self, enabled: bool) -> None:
         self.sending = enabled
@@ -147,8 +153,8 @@ class FakeEngine:
     async def stop(self) -> None:
         return None
 
-    async def create_leg(self, leg_id: str, sink: MediaEventSink) -> MediaLeg:
-        leg = FakeLeg(leg_id, sink)
+    async def create_leg(self, leg_id: str, sink: MediaEventSink, spec: LegSpec) -> MediaLeg:
+        leg = FakeLeg(leg_id, sink, spec)
         self.legs[leg_id] = leg
         return leg
 
@@ -157,6 +163,9 @@ class FakeEngine:
 
     async def unbridge(self, a: MediaLeg, b: MediaLeg) -> None:
         return None
+
+    async def create_mixer(self, mixer_id: str) -> MediaMixer:
+        raise MediaError("the fake engine has no mixer")
 
 
 class FakeSynthesizer:

@@ -58,7 +58,7 @@ from switchboard.core.ports import (
     SenderDirectory,
 )
 from switchboard.media.engine import (
-    AudioFile,
+    WHATSAPP_LEG,
     AudioSource,
     DtmfReceived,
     MediaClosed,
@@ -66,6 +66,7 @@ from switchboard.media.engine import (
     MediaEvent,
     MediaFailed,
     MediaLeg,
+    MediaLocator,
     MediaStarted,
     PlaybackFinished,
     RecordingFinished,
@@ -298,7 +299,7 @@ class CallControl:
             return None
         call.calls_configuration_id = inbound.calls_configuration_id
         call.application_id = inbound.action.value
-        leg = await self._media.create_leg(call.id, self._queue.put_nowait)
+        leg = await self._media.create_leg(call.id, self._queue.put_nowait, WHATSAPP_LEG)
         channel = self._channels.get(endpoint.type)
         if channel is not None and not channel.early_media:
             leg.set_sending(False)
@@ -632,7 +633,7 @@ class CallControl:
             text, language=language, speech_rate=speech_rate, voice_gender=voice_gender
         )
         return await self._start_playback(
-            session, AudioFile(path), loop_count, stop_on_terminator, custom_data, is_say=True
+            session, MediaLocator.for_path(path), loop_count, stop_on_terminator, custom_data, is_say=True
         )
 
     async def _start_playback(
@@ -721,7 +722,7 @@ class CallControl:
             suffix = "wav" if fmt is RecordingFormat.WAV else "ogg"
             self._recordings_dir.mkdir(parents=True, exist_ok=True)
             path = self._recordings_dir / f"{call_id}-{recording_id}.{suffix}"
-            await session.leg.start_recording(path, fmt=fmt, recording_id=recording_id)
+            await session.leg.start_recording(MediaLocator.for_path(path), fmt=fmt, recording_id=recording_id)
             session.recording = recording_id
             self._recordings[recording_id] = dict(custom_data or {})
             return recording_id
@@ -757,7 +758,7 @@ class CallControl:
         )
         if request.endpoint.type is EndpointType.WHATSAPP:
             await self._check_whatsapp_outbound(call)
-        leg = await self._media.create_leg(call.id, self._queue.put_nowait)
+        leg = await self._media.create_leg(call.id, self._queue.put_nowait, WHATSAPP_LEG)
         session = _Session(
             call=call,
             leg=leg,
@@ -974,7 +975,7 @@ class CallControl:
             ev.RecordingReady,
             call,
             recording_id=event.recording_id,
-            path=event.path,
+            path=event.locator.path,
             duration_ms=event.duration_ms,
             size=event.size,
             custom_data=custom,

@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from switchboard.errors import MediaError
-from switchboard.media.engine import AudioFile, AudioSource, Tone
+from switchboard.media.types import AudioSource, MediaLocator, Tone
 
 SAMPLE_RATE = 48000
 FRAME_MS = 20
@@ -172,7 +172,7 @@ def silence_frame() -> bytes:
 
 def encode_source(source: AudioSource) -> tuple[bytes, ...]:
     """The 20 ms Opus frames of a file or tone (blocking: decodes and encodes the whole source)."""
-    if isinstance(source, AudioFile):
+    if isinstance(source, MediaLocator):
         pcm = load_pcm(source.path)
     else:
         pcm = tone_pcm(source.frequency_hz, source.duration_ms, source.level_dbfs)

@@ -1,141 +1,64 @@
-"""The media engine interface: what the platform asks of a media engine, whatever it is built on.
+"""The media engine port: what the platform asks of a media engine, whatever it is built on.
 
 The embedded engine (`media.embedded`) runs in-process; a driver for rtpengine's ng protocol fits the same
 interface: `answer`/`offer`/`accept_answer` are SDP offer/answer rewriting, `play` is "play media",
 `send_dtmf` is "play DTMF", `MediaEvent`s carry its DTMF events, `start_recording`/`stop_recording` map to
-its recording commands and `bridge` joins two legs of one rtpengine call.
+its recording commands, `bridge` joins two legs of one rtpengine call and a mixer is a conference.
+Value types live in `media.types` and are re-exported here.
 """
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
+from switchboard.media.types import (
+    WHATSAPP_LEG,
+    AudioSource,
+    Codec,
+    DtmfMode,
+    DtmfReceived,
+    DtmfSource,
+    LegSpec,
+    MediaClosed,
+    MediaDiagnostics,
+    MediaEvent,
+    MediaEventSink,
+    MediaFailed,
+    MediaLocator,
+    MediaStarted,
+    PlaybackFinished,
+    RecordingFinished,
+    RecordingFormat,
+    SrtpPolicy,
+    Tone,
+    TransportProfile,
+)
 
-class DtmfSource(enum.StrEnum):
-    RFC4733 = "RFC4733"
-    INBAND = "INBAND"
-
-
-@dataclass(frozen=True, slots=True)
-class MediaEvent:
-    """Base of everything a leg reports. `leg_id` is the id the leg was created with (the call id)."""
-
-    leg_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class MediaStarted(MediaEvent):
-    """ICE and DTLS completed; SRTP flows."""
-
-
-@dataclass(frozen=True, slots=True)
-class MediaFailed(MediaEvent):
-    """The leg's media cannot go on; `reason` is for a person ("ICE failed: no candidate pair answered")."""
-
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class MediaClosed(MediaEvent):
-    """The peer ended the media session cleanly (DTLS close_notify); its signalling usually follows."""
-
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class DtmfReceived(MediaEvent):
-    digit: str
-    duration_ms: int
-    source: DtmfSource
-
-
-@dataclass(frozen=True, slots=True)
-class PlaybackFinished(MediaEvent):
-    playback_id: str
-    duration_ms: int
-    completed: bool
-    """False when stopped (stop_play, hangup, a new play) before the end."""
-
-
-@dataclass(frozen=True, slots=True)
-class RecordingFinished(MediaEvent):
-    recording_id: str
-    path: Path
-    duration_ms: int
-    size: int
-
-
-MediaEventSink = Callable[[MediaEvent], None]
-
-
-class RecordingFormat(enum.StrEnum):
-    WAV = "WAV"
-    OGG = "OGG"
-
-
-@dataclass(frozen=True, slots=True)
-class AudioFile:
-    """A local audio file (WAV, or anything FFmpeg decodes)."""
-
-    path: Path
-
-
-@dataclass(frozen=True, slots=True)
-class Tone:
-    frequency_hz: float
-    duration_ms: int
-    level_dbfs: float = -12.0
-
-
-AudioSource = AudioFile | Tone
-
-
-@dataclass(slots=True)
-class MediaDiagnostics:
-    """What a person needs to tell why a call's audio did or did not flow."""
-
-    ice_state: str = "new"
-    dtls_state: str = "new"
-    state_changes: list[tuple[str, str, float]] = field(default_factory=list)
-    """(what, new state, unix time), e.g. ("ice", "completed", 1732540000.123)."""
-    selected_pair: str | None = None
-    packets_sent: int = 0
-    packets_received: int = 0
-    bytes_sent: int = 0
-    bytes_received: int = 0
-    remote_fraction_lost: float | None = None
-    """Fraction of our packets the peer reports lost (RTCP RR)."""
-    remote_jitter_ms: float | None = None
-    """Jitter of our stream as the peer reports it (RTCP RR)."""
-    local_jitter_ms: float | None = None
-    packets_lost: int | None = None
-    """Packets we expected from the peer but did not get (from sequence numbers)."""
-    codec: str | None = None
-    failure: str | None = None
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "iceState": self.ice_state,
-            "dtlsState": self.dtls_state,
-            "stateChanges": [
-                {"component": what, "state": state, "time": when} for what, state, when in self.state_changes
-            ],
-            "selectedCandidatePair": self.selected_pair,
-            "packetsSent": self.packets_sent,
-            "packetsReceived": self.packets_received,
-            "bytesSent": self.bytes_sent,
-            "bytesReceived": self.bytes_received,
-            "packetsLost": self.packets_lost,
-            "remoteFractionLost": self.remote_fraction_lost,
-            "remoteJitterMs": self.remote_jitter_ms,
-            "localJitterMs": self.local_jitter_ms,
-            "codec": self.codec,
-            "failure": self.failure,
-        }
+__all__ = [
+    "WHATSAPP_LEG",
+    "AudioSource",
+    "Codec",
+    "DtmfMode",
+    "DtmfReceived",
+    "DtmfSource",
+    "LegSpec",
+    "MediaClosed",
+    "MediaDiagnostics",
+    "MediaEngine",
+    "MediaEvent",
+    "MediaEventSink",
+    "MediaFailed",
+    "MediaLeg",
+    "MediaLocator",
+    "MediaMixer",
+    "MediaStarted",
+    "PlaybackFinished",
+    "RecordingFinished",
+    "RecordingFormat",
+    "SrtpPolicy",
+    "Tone",
+    "TransportProfile",
+]
 
 
 class MediaLeg(Protocol):
@@ -143,6 +66,9 @@ class MediaLeg(Protocol):
 
     @property
     def id(self) -> str: ...
+
+    @property
+    def spec(self) -> LegSpec: ...
 
     async def answer(self, remote_offer: str) -> str:
         """Take the peer's SDP offer and return our SDP answer. Connectivity starts at once."""
@@ -159,10 +85,10 @@ class MediaLeg(Protocol):
     async def stop_play(self) -> None: ...
 
     async def send_dtmf(self, digits: str, *, duration_ms: int = 100, gap_ms: int = 60) -> None:
-        """Send RFC 4733 telephone-events; returns when the last digit has been sent."""
+        """Send the keys (RFC 4733 or in-band, per the leg's `dtmf`); returns when the last was sent."""
 
-    async def start_recording(self, path: Path, *, fmt: RecordingFormat, recording_id: str) -> None:
-        """Record what the peer sends (and, bridged, what it hears) to `path`."""
+    async def start_recording(self, target: MediaLocator, *, fmt: RecordingFormat, recording_id: str) -> None:
+        """Record what the peer sends (and, bridged, what it hears) to `target`."""
 
     async def stop_recording(self) -> None:
         """Finish the file; `RecordingFinished` reports it."""
@@ -174,10 +100,25 @@ class MediaLeg(Protocol):
         """Hold (False) or release (True) our outbound audio; ICE, DTLS and RTCP go on (rtpengine:
         block/unblock media). Playback and DTMF wait while held. A new leg sends."""
 
-    def diagnostics(self) -> MediaDiagnostics: ...
+    def diagnostics(self) -> MediaDiagnostics:
+        """The leg's last known diagnostics; never blocks on the engine (a remote engine returns what
+        it last reported)."""
 
     async def close(self) -> None:
         """Stop all media of the leg; idempotent."""
+
+
+class MediaMixer(Protocol):
+    """A conference: every member hears the mix of the others."""
+
+    @property
+    def id(self) -> str: ...
+
+    async def add(self, leg: MediaLeg) -> None: ...
+
+    async def remove(self, leg: MediaLeg) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class MediaEngine(Protocol):
@@ -185,10 +126,14 @@ class MediaEngine(Protocol):
 
     async def stop(self) -> None: ...
 
-    async def create_leg(self, leg_id: str, sink: MediaEventSink) -> MediaLeg:
+    async def create_leg(self, leg_id: str, sink: MediaEventSink, spec: LegSpec) -> MediaLeg:
         """A new leg whose events go to `sink` (called on the event loop, must not block)."""
 
     async def bridge(self, a: MediaLeg, b: MediaLeg) -> None:
-        """Send each leg's audio to the other (no decoding when both speak the same codec)."""
+        """Send each leg's audio to the other: packets forwarded when both use the same codec,
+        transcoded otherwise."""
 
     async def unbridge(self, a: MediaLeg, b: MediaLeg) -> None: ...
+
+    async def create_mixer(self, mixer_id: str) -> MediaMixer:
+        """A conference mix that legs join and leave."""

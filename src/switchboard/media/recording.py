@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from switchboard.errors import MediaError
 from switchboard.media.audio import FRAME_SAMPLES, SAMPLE_RATE
-from switchboard.media.engine import RecordingFormat
+from switchboard.media.types import RecordingFormat
 
 
 class Recorder(Protocol):

@@ -96,14 +96,15 @@ async def test_pending_rows_are_resumed_after_a_restart(tmp_path: Path) -> None:
     http = httpx.AsyncClient(transport=httpx.MockTransport(handle))
     outbox = Outbox(db, http, profiles=profile, allow_private_urls=True, clock=now, retry=FAST)
     runner = asyncio.create_task(outbox.run())
+    rows: list[WebhookOutboxRow] = []
     for _ in range(200):
-        if len(got) == 2:
+        async with db.session() as s:
+            rows = list(await s.scalars(select(WebhookOutboxRow)))
+        if len(got) == 2 and all(row.delivered_at is not None for row in rows):
             break
         await asyncio.sleep(0.01)
     runner.cancel()
     assert got == [0, 1]
-    async with db.session() as s:
-        rows = list(await s.scalars(select(WebhookOutboxRow)))
-    assert all(row.delivered_at is not None for row in rows)
+    assert rows and all(row.delivered_at is not None for row in rows), "delivered rows were not marked"
     await http.aclose()
     await db.close()

@@ -25,7 +25,7 @@ from switchboard.media.audio import (
     silence_frame,
     tone_pcm,
 )
-from switchboard.media.engine import AudioFile, Tone
+from switchboard.media.engine import MediaLocator, Tone
 from switchboard.media.tones import dominant_frequency, tone_power_ratio
 
 
@@ -166,15 +166,15 @@ def test_frame_cache_tone_and_file(tmp_path: Path) -> None:
 
     path = tmp_path / "prompt.wav"
     write_wav(path, tone_pcm(500, 300), SAMPLE_RATE)
-    file_frames = cache.frames(AudioFile(path))
+    file_frames = cache.frames(MediaLocator.for_path(path))
     assert len(file_frames) == 15
-    assert cache.frames(AudioFile(path)) is file_frames
+    assert cache.frames(MediaLocator.for_path(path)) is file_frames
     assert (cache.hits, cache.misses) == (2, 2)
 
     # A changed file (new mtime/size) is re-encoded.
     write_wav(path, tone_pcm(500, 600), SAMPLE_RATE)
     os.utime(path, ns=(1, 1))
-    assert len(cache.frames(AudioFile(path))) == 30
+    assert len(cache.frames(MediaLocator.for_path(path))) == 30
 
     # LRU: max 2 entries, the tone was least recently used.
     assert len(cache) == 2
@@ -183,7 +183,7 @@ def test_frame_cache_tone_and_file(tmp_path: Path) -> None:
 
 def test_frame_cache_missing_file(tmp_path: Path) -> None:
     with pytest.raises(MediaError):
-        FrameCache().frames(AudioFile(tmp_path / "nope.wav"))
+        FrameCache().frames(MediaLocator.for_path(tmp_path / "nope.wav"))
 
 
 async def test_frame_cache_async_encodes_once_for_concurrent_callers(
@@ -194,7 +194,7 @@ async def test_frame_cache_async_encodes_once_for_concurrent_callers(
     calls = 0
     real = audio.encode_source
 
-    def counting(source: Tone | AudioFile) -> tuple[bytes, ...]:
+    def counting(source: Tone | MediaLocator) -> tuple[bytes, ...]:
         nonlocal calls
         calls += 1
         return real(source)
@@ -215,7 +215,7 @@ async def test_frame_cache_async_error_is_not_cached(tmp_path: Path) -> None:
     path.write_bytes(b"garbage" * 100)
     cache = FrameCache()
     with pytest.raises(MediaError):
-        await cache.frames_async(AudioFile(path))
+        await cache.frames_async(MediaLocator.for_path(path))
     assert len(cache) == 0
     write_wav(path, tone_pcm(500, 100), SAMPLE_RATE)
-    assert len(await cache.frames_async(AudioFile(path))) == 5
+    assert len(await cache.frames_async(MediaLocator.for_path(path))) == 5

@@ -6,17 +6,17 @@ import pytest
 
 from switchboard.core.errors import MediaError
 from switchboard.media.embedded import EmbeddedMediaEngine
-from switchboard.media.engine import MediaEngine
+from switchboard.media.engine import WHATSAPP_LEG, MediaEngine
 
 
 async def test_engine_satisfies_the_protocol_and_needs_start() -> None:
     engine: MediaEngine = EmbeddedMediaEngine(addresses=["127.0.0.1"])
     with pytest.raises(MediaError, match="not started"):
-        await engine.create_leg("x", lambda event: None)
+        await engine.create_leg("x", lambda event: None, WHATSAPP_LEG)
     await engine.start()
-    leg = await engine.create_leg("x", lambda event: None)
+    leg = await engine.create_leg("x", lambda event: None, WHATSAPP_LEG)
     with pytest.raises(MediaError, match="already exists"):
-        await engine.create_leg("x", lambda event: None)
+        await engine.create_leg("x", lambda event: None, WHATSAPP_LEG)
     with pytest.raises(MediaError, match="needs an offer"):
         await leg.accept_answer("v=0\r\n")
     await engine.stop()

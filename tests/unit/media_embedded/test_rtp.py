@@ -19,6 +19,7 @@ from switchboard.media.embedded.rtp import (
     rtp_payload,
     sequence_newer,
 )
+from switchboard.media.engine import WHATSAPP_LEG
 
 
 def _fields(packet: bytes) -> tuple[int, int, int, int, int]:
@@ -69,7 +70,7 @@ class _PassThroughSrtp:
 
 def _leg() -> tuple[EmbeddedLeg, list[bytes]]:
     engine: Any = SimpleNamespace(silence=b"\xf8\xff\xfe", _active=set(), _handshaking=set())
-    leg = EmbeddedLeg(engine, "leg", lambda event: None)
+    leg = EmbeddedLeg(engine, "leg", lambda event: None, WHATSAPP_LEG)
     sent: list[bytes] = []
     leg._tx = _PassThroughSrtp()
     leg._ice.send_datagram = sent.append  # type: ignore[method-assign,assignment]

@@ -51,7 +51,7 @@ from switchboard.core.models import (
     ErrorCode,
 )
 from switchboard.httpapi.errors import ApiError
-from switchboard.media.engine import AudioFile, RecordingFormat
+from switchboard.media.engine import MediaLocator, RecordingFormat
 from switchboard.store.calls_api import (
     CallRecordingRow,
     CallsConfigurationRow,
@@ -275,7 +275,7 @@ def build_router(ctx: Context) -> APIRouter:
             path = await file_path(content.type, content.file_id or "")
         return await control.play(
             call_id,
-            AudioFile(path),
+            MediaLocator.for_path(path),
             loop_count=loop_count,
             stop_on_terminator=stop_on,
             custom_data=custom_data,

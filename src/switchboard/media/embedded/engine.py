@@ -13,7 +13,14 @@ from switchboard.errors import MediaError
 from switchboard.media.audio import FrameCache, silence_frame
 from switchboard.media.embedded.dtls import DtlsContext
 from switchboard.media.embedded.leg import FRAME_SECONDS, EmbeddedLeg
-from switchboard.media.engine import MediaEventSink, MediaLeg
+from switchboard.media.engine import (
+    Codec,
+    LegSpec,
+    MediaEventSink,
+    MediaLeg,
+    MediaMixer,
+    TransportProfile,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -94,12 +101,14 @@ class EmbeddedMediaEngine:
                 await self._ticker
             self._ticker = None
 
-    async def create_leg(self, leg_id: str, sink: MediaEventSink) -> MediaLeg:
+    async def create_leg(self, leg_id: str, sink: MediaEventSink, spec: LegSpec) -> MediaLeg:
         if self._ticker is None:
             raise MediaError("the media engine is not started")
+        if spec.profile is not TransportProfile.WEBRTC_CONTROLLING or Codec.OPUS not in spec.codecs:
+            raise MediaError(f"the embedded engine does not support {spec.profile} legs with {spec.codecs}")
         if leg_id in self._legs:
             raise MediaError(f"media leg {leg_id!r} already exists")
-        leg = EmbeddedLeg(self, leg_id, sink)
+        leg = EmbeddedLeg(self, leg_id, sink, spec)
         self._legs[leg_id] = leg
         return leg
 
@@ -121,6 +130,9 @@ class EmbeddedMediaEngine:
             leg_a._unpeer()
         if leg_b.peer is leg_a:
             leg_b._unpeer()
+
+    async def create_mixer(self, mixer_id: str) -> MediaMixer:
+        raise MediaError("conference mixing is not available in the embedded engine")
 
     def _own(self, leg: MediaLeg) -> EmbeddedLeg:
         if not isinstance(leg, EmbeddedLeg) or self._legs.get(leg.id) is not leg:

@@ -45,11 +45,13 @@ from switchboard.media.engine import (
     AudioSource,
     DtmfReceived,
     DtmfSource,
+    LegSpec,
     MediaClosed,
     MediaDiagnostics,
     MediaEvent,
     MediaEventSink,
     MediaFailed,
+    MediaLocator,
     MediaStarted,
     PlaybackFinished,
     RecordingFinished,
@@ -137,8 +139,9 @@ class _DtmfItem:
 class EmbeddedLeg:
     """`MediaLeg` of the embedded engine."""
 
-    def __init__(self, engine: EmbeddedMediaEngine, leg_id: str, sink: MediaEventSink) -> None:
+    def __init__(self, engine: EmbeddedMediaEngine, leg_id: str, sink: MediaEventSink, spec: LegSpec) -> None:
         self._engine = engine
+        self._spec = spec
         self._id = leg_id
         self._sink = sink
         self._diag = MediaDiagnostics()
@@ -213,6 +216,10 @@ class EmbeddedLeg:
     def id(self) -> str:
         return self._id
 
+    @property
+    def spec(self) -> LegSpec:
+        return self._spec
+
     async def answer(self, remote_offer: str) -> str:
         self._check_open("answer")
         remote = parse_audio_description(remote_offer, what="offer")
@@ -280,9 +287,10 @@ class EmbeddedLeg:
             self._dtmf_queue.append(_DtmfItem(packets, 0 if last else gap_ticks, done if last else None))
         await done
 
-    async def start_recording(self, path: Path, *, fmt: RecordingFormat, recording_id: str) -> None:
+    async def start_recording(self, target: MediaLocator, *, fmt: RecordingFormat, recording_id: str) -> None:
         self._check_open("record")
         self._finish_recording()
+        path = target.path
         path.parent.mkdir(parents=True, exist_ok=True)
         recorder: _Recorder = WavRecorder(path) if fmt is RecordingFormat.WAV else OggOpusRecorder(path)
         self._recording = _Recording(recorder, path, recording_id)
@@ -835,7 +843,11 @@ class EmbeddedLeg:
         except OSError as exc:
             logger.warning("media leg %s: closing recording %s failed: %s", self._id, recording.path, exc)
             duration_ms, size = 0, 0
-        self._emit(RecordingFinished(self._id, recording.recording_id, recording.path, duration_ms, size))
+        self._emit(
+            RecordingFinished(
+                self._id, recording.recording_id, MediaLocator.for_path(recording.path), duration_ms, size
+            )
+        )
 
     def _fail_dtmf(self, reason: str) -> None:
         while self._dtmf_queue:
