@@ -79,6 +79,8 @@ class ApiSettings(_Strict):
     keys: list[str] = Field(default_factory=list)
     webhook_timeout_s: float = Field(5.0, gt=0)
     """How long one event delivery to a subscription's URL may take."""
+    webhook_retry_base_delay_s: float = Field(1.0, gt=0)
+    """The first retry of a failed delivery waits this long; each next one twice as long."""
     webhook_retry_max_delay_s: float = Field(300.0, gt=0)
     """Failed deliveries are retried with exponential backoff (1 s, 2 s, 4 s, ...) up to this delay."""
     webhook_give_up_after_s: float = Field(86400.0, gt=0)
@@ -96,23 +98,35 @@ class ApiSettings(_Strict):
 InboundActionName = Literal["SUBSCRIPTION", "CONTACT_CENTER", "IVR_SCENARIO", "FLOW", "CALL_ROUTING"]
 
 
+INBOUND_ID_KEYS = {
+    "SUBSCRIPTION": "calls_configuration_id",
+    "CONTACT_CENTER": "queue_id",
+    "IVR_SCENARIO": "scenario_id",
+    "FLOW": "flow_id",
+    "CALL_ROUTING": "route_id",
+}
+"""The key that names each inbound action's target; all but CALL_ROUTING's are required."""
+
+
 class InboundSettings(_Strict):
     action: InboundActionName
     calls_configuration_id: str | None = None
+    queue_id: str | None = None
     scenario_id: str | None = None
     flow_id: str | None = None
     route_id: str | None = None
 
     @model_validator(mode="after")
     def _target(self) -> InboundSettings:
-        needed = {
-            "SUBSCRIPTION": "calls_configuration_id",
-            "IVR_SCENARIO": "scenario_id",
-            "FLOW": "flow_id",
-        }.get(self.action)
-        if needed and not getattr(self, needed):
+        needed = INBOUND_ID_KEYS[self.action]
+        if self.action != "CALL_ROUTING" and not getattr(self, needed):
             raise ValueError(f"action {self.action} needs {needed}")
         return self
+
+    @property
+    def target_id(self) -> str | None:
+        value: str | None = getattr(self, INBOUND_ID_KEYS[self.action])
+        return value
 
 
 class SenderSettings(_Strict):
@@ -140,8 +154,14 @@ class WhatsAppSettings(_Strict):
     graph_retries: int = Field(3, ge=0, le=10)
 
 
+class MediaSettings(_Strict):
+    engine: Literal["embedded"] = "embedded"
+    """Which media engine carries the calls' audio (the embedded, in-process one)."""
+
+
 class Settings(_Strict):
     server: ServerSettings = ServerSettings()
+    media: MediaSettings = MediaSettings()
     database: DatabaseSettings = DatabaseSettings()
     api: ApiSettings = ApiSettings()
     whatsapp: WhatsAppSettings = WhatsAppSettings()

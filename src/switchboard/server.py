@@ -11,7 +11,8 @@ import logging
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import uvicorn
@@ -23,24 +24,33 @@ from switchboard.channels.whatsapp.api import build_router as whatsapp_api_route
 from switchboard.channels.whatsapp.channel import WhatsAppChannel
 from switchboard.channels.whatsapp.graph import GraphClient, GraphSettings
 from switchboard.channels.whatsapp.permissions import WhatsAppPermissions
+from switchboard.channels.whatsapp.senders import Sender, SenderDirectory
 from switchboard.channels.whatsapp.webhooks import WhatsAppWebhooks
 from switchboard.config import SenderSettings, Settings
+from switchboard.core.admission import CallPermissionPolicy
 from switchboard.core.bus import InProcessEventBus
+from switchboard.core.clock import LoopClock
+from switchboard.core.content import ContentResolver, Synthesizer
 from switchboard.core.control import CallControl
-from switchboard.core.models import InboundAction, InboundConfiguration, Sender
+from switchboard.core.models import EndpointType, InboundAction, InboundTarget
+from switchboard.core.ports import CallChannel
+from switchboard.core.services import RecordingTargets
 from switchboard.httpapi.auth import api_key_dependency
 from switchboard.httpapi.errors import install_error_handlers
+from switchboard.httpapi.fetch import UrlAudioFetcher
 from switchboard.media.embedded import EmbeddedMediaEngine
+from switchboard.media.engine import MediaEngine, MediaLocator, RecordingFormat
 from switchboard.media.tts import SpeechSynthesizer
 from switchboard.store import (
     Database,
     SqlCallRepository,
+    SqlChannelRecords,
     SqlDialogRepository,
     SqlPermissionRepository,
-    SqlSenderDirectory,
     SqlWebhookLedger,
     migrate,
 )
+from switchboard.store.audio import SqlAudioStore
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +64,53 @@ def sender_from_settings(item: SenderSettings) -> Sender:
         app_secret=item.app_secret,
         verify_token=item.verify_token,
         graph_api_url=item.graph_api_url,
-        inbound=InboundConfiguration(
-            action=InboundAction(item.inbound.action),
-            calls_configuration_id=item.inbound.calls_configuration_id,
-            scenario_id=item.inbound.scenario_id,
-            flow_id=item.inbound.flow_id,
-            route_id=item.inbound.route_id,
-        ),
+        inbound=InboundTarget(InboundAction(item.inbound.action), item.inbound.target_id),
     )
+
+
+class LocatedSpeech:
+    """Speech rendered to files by `SpeechSynthesizer`, named as locators for the media engine."""
+
+    def __init__(self, synthesizer: SpeechSynthesizer) -> None:
+        self._synthesizer = synthesizer
+
+    async def synthesize(
+        self, text: str, *, language: str, speech_rate: float, voice_gender: str | None
+    ) -> MediaLocator:
+        path = await self._synthesizer.synthesize(
+            text, language=language, speech_rate=speech_rate, voice_gender=voice_gender
+        )
+        return MediaLocator.for_path(path)
+
+
+def recording_targets(directory: Path) -> RecordingTargets:
+    def target(call_id: str, recording_id: str, fmt: RecordingFormat) -> MediaLocator:
+        suffix = "wav" if fmt is RecordingFormat.WAV else "ogg"
+        return MediaLocator.for_path(directory / f"{call_id}-{recording_id}.{suffix}")
+
+    return target
+
+
+def build_media(settings: Settings) -> MediaEngine:
+    """The media engine named by `[media] engine`."""
+    match settings.media.engine:
+        case "embedded":
+            return EmbeddedMediaEngine(
+                addresses=list(settings.server.media_addresses),
+                public_address=settings.server.media_public_address,
+                no_media_timeout=settings.server.no_media_timeout_s,
+                remote_networks=settings.server.media_remote_networks,
+            )
+
+
+@dataclass
+class Overrides:
+    """Parts a test passes in instead of the real ones (the rest is wired as in production)."""
+
+    media: MediaEngine | None = None
+    speech: Synthesizer | None = None
+    channels: list[CallChannel] = field(default_factory=list)
+    """Registered after (and so instead of) the built-in channel of the same endpoint type."""
 
 
 @dataclass
@@ -72,35 +121,37 @@ class Components:
     db: Database
     http: httpx.AsyncClient
     control: CallControl
-    media: EmbeddedMediaEngine
+    media: MediaEngine
     calls_api: CallsApi
-    senders: SqlSenderDirectory
+    senders: SenderDirectory
     permissions: WhatsAppPermissions
     webhooks: WhatsAppWebhooks
+    permission_repository: SqlPermissionRepository
 
     @classmethod
-    def build(cls, settings: Settings) -> Components:
+    def build(cls, settings: Settings, overrides: Overrides | None = None) -> Components:
+        overrides = overrides or Overrides()
         data_dir = settings.server.data_dir
         db = Database(settings.database_url)
         http = httpx.AsyncClient(follow_redirects=False)
-        senders = SqlSenderDirectory(db)
+        senders = SenderDirectory(SqlChannelRecords(db))
+        permission_repository = SqlPermissionRepository(db)
         bus = InProcessEventBus()
-        media = EmbeddedMediaEngine(
-            addresses=list(settings.server.media_addresses),
-            public_address=settings.server.media_public_address,
-            no_media_timeout=settings.server.no_media_timeout_s,
-            remote_networks=settings.server.media_remote_networks,
+        media = overrides.media or build_media(settings)
+        speech = overrides.speech or LocatedSpeech(SpeechSynthesizer(data_dir / "tts"))
+        urls = UrlAudioFetcher(
+            http, data_dir / "files" / "url-cache", allow_private_urls=settings.server.allow_private_urls
         )
         control = CallControl(
             calls=SqlCallRepository(db),
             dialogs=SqlDialogRepository(db),
-            permissions=SqlPermissionRepository(db),
-            senders=senders,
             bus=bus,
             media=media,
-            synthesizer=SpeechSynthesizer(data_dir / "tts"),
-            recordings_dir=data_dir / "recordings",
+            content=ContentResolver(SqlAudioStore(db), urls, speech),
+            recording_targets=recording_targets(data_dir / "recordings"),
         )
+        clock = LoopClock()
+        control.add_outbound_policy(EndpointType.WHATSAPP, CallPermissionPolicy(permission_repository, clock))
         graph = GraphClient(
             http,
             GraphSettings(
@@ -109,8 +160,10 @@ class Components:
                 retries=settings.whatsapp.graph_retries,
             ),
         )
-        permissions = WhatsAppPermissions(graph, senders, SqlPermissionRepository(db))
+        permissions = WhatsAppPermissions(graph, senders, permission_repository)
         control.register_channel(WhatsAppChannel(graph, senders, permissions))
+        for channel in overrides.channels:
+            control.register_channel(channel)
         calls_api = CallsApi(
             control,
             db,
@@ -118,15 +171,27 @@ class Components:
             files_dir=data_dir / "files",
             allow_private_urls=settings.server.allow_private_urls,
             retry=RetryPolicy(
+                base_delay=settings.api.webhook_retry_base_delay_s,
                 max_delay=settings.api.webhook_retry_max_delay_s,
                 give_up_after=settings.api.webhook_give_up_after_s,
                 timeout=settings.api.webhook_timeout_s,
             ),
         )
-        calls_api.register()
+        control.register_application(calls_api)
         bus.subscribe(calls_api.on_event, durable=True)
         webhooks = WhatsAppWebhooks(control, senders, SqlWebhookLedger(db), permissions)
-        return cls(settings, db, http, control, media, calls_api, senders, permissions, webhooks)
+        return cls(
+            settings,
+            db,
+            http,
+            control,
+            media,
+            calls_api,
+            senders,
+            permissions,
+            webhooks,
+            permission_repository,
+        )
 
     def routes(self, app: FastAPI) -> None:
         secured = [Depends(api_key_dependency(self.settings.api.keys))]
@@ -151,6 +216,7 @@ class Components:
                     tasks.create_task(self.calls_api.run()),
                     tasks.create_task(self.webhooks.run()),
                 ]
+                await self.control.started()
                 try:
                     yield
                 finally:
@@ -205,9 +271,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
 class Server:
     """A Switchboard server on a socket. `port` 0 takes a free port (see `.port` after `start`)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, overrides: Overrides | None = None) -> None:
         self.settings = settings
-        self.components = Components.build(settings)
+        self.components = Components.build(settings, overrides)
         self.app = build_app(self.components)
         self._sock = bind_socket(settings.server.host, settings.server.port)
         self.port: int = self._sock.getsockname()[1]

@@ -17,6 +17,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
 
 from support.databases import KINDS, empty_database
+from switchboard.channels.whatsapp.senders import Sender, SenderDirectory
 from switchboard.core.models import (
     Call,
     CallError,
@@ -29,30 +30,29 @@ from switchboard.core.models import (
     ErrorCode,
     HangupSource,
     InboundAction,
-    InboundConfiguration,
+    InboundTarget,
     PermissionStatus,
-    Sender,
 )
 from switchboard.core.ports import (
     CallRepository,
+    ChannelRecords,
     DialogRepository,
     PermissionRecord,
     PermissionRepository,
-    SenderDirectory,
     WebhookLedger,
 )
 from switchboard.store import (
     Database,
     SqlCallRepository,
+    SqlChannelRecords,
     SqlDialogRepository,
     SqlPermissionRepository,
-    SqlSenderDirectory,
     SqlWebhookLedger,
     migrate,
 )
 from switchboard.store.migrations_runner import target_metadata
 
-CORE_TABLES = {"calls", "call_logs", "dialogs", "senders", "call_permissions", "webhook_ledger"}
+CORE_TABLES = {"calls", "call_logs", "dialogs", "channel_records", "call_permissions", "webhook_ledger"}
 CEST = timezone(timedelta(hours=2))
 
 
@@ -115,9 +115,9 @@ def test_repositories_satisfy_the_core_protocols() -> None:
     calls: CallRepository = SqlCallRepository(db)
     dialogs: DialogRepository = SqlDialogRepository(db)
     permissions: PermissionRepository = SqlPermissionRepository(db)
-    senders: SenderDirectory = SqlSenderDirectory(db)
+    records: ChannelRecords = SqlChannelRecords(db)
     ledger: WebhookLedger = SqlWebhookLedger(db)
-    assert all((calls, dialogs, permissions, senders, ledger))
+    assert all((calls, dialogs, permissions, records, ledger))
 
 
 async def test_migrate_from_empty_to_head_matches_the_models(url: str) -> None:
@@ -135,7 +135,7 @@ async def test_migrate_from_empty_to_head_matches_the_models(url: str) -> None:
                     "ix_calls_state",
                     "ix_calls_start_time",
                 }
-                assert sync.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
+                assert sync.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0002"
                 diff = compare_metadata(MigrationContext.configure(sync), target_metadata())
                 assert diff == [], (
                     "the migrations lag the models; run: python -m switchboard.store regenerate"
@@ -328,12 +328,12 @@ def make_sender(pnid: str = "pnid-1", display: str = "+1 555-010-0000") -> Sende
         app_secret="secret",
         verify_token="verify",
         graph_api_url="http://127.0.0.1:9000",
-        inbound=InboundConfiguration(InboundAction.IVR_SCENARIO, scenario_id="scn-1"),
+        inbound=InboundTarget(InboundAction.IVR_SCENARIO, "scn-1"),
     )
 
 
 async def test_sender_directory(db: Database) -> None:
-    senders = SqlSenderDirectory(db)
+    senders = SenderDirectory(SqlChannelRecords(db))
     first = make_sender()
     second = make_sender("pnid-2", "447700900123")
     await senders.save(first)
@@ -350,7 +350,7 @@ async def test_sender_directory(db: Database) -> None:
         **{
             **{name: getattr(first, name) for name in first.__slots__},
             "display_phone_number": "+1 555 010 9999",
-            "inbound": InboundConfiguration(InboundAction.SUBSCRIPTION, calls_configuration_id="cfg-9"),
+            "inbound": InboundTarget(InboundAction.SUBSCRIPTION, "cfg-9"),
         }
     )
     await senders.save(moved)

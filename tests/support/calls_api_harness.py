@@ -1,8 +1,9 @@
-"""A running Calls API for tests: real FastAPI + uvicorn on 127.0.0.1, real SQLite, real `CallControl`.
+"""A running Calls API for tests: the real server (`switchboard.server.Server`, built by the composition
+root), real SQLite, real `CallControl`, real uvicorn on 127.0.0.1.
 
-Only the edges are fakes: the media engine (a small in-test object implementing `MediaEngine`: the tests
-say when playback ends and which keys the caller presses), the WhatsApp channel, the TTS and the core's
-repositories (in memory). A second uvicorn server, `Receiver`, collects webhooks.
+Only the edges are passed in as fakes (`Overrides`): the media engine (a small in-test object
+implementing `MediaEngine`: the tests say when playback ends and which keys the caller presses), the
+WhatsApp channel's signalling and the TTS. A second uvicorn server, `Receiver`, collects webhooks.
 
 Shared by `tests/integration/test_calls_api.py` and `tests/conformance/test_infobip_sdk.py`.
 """
@@ -21,25 +22,23 @@ from typing import Any
 
 import httpx
 import uvicorn
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import FastAPI, Request, Response
 
 from switchboard.apps.calls_api import CallsApi, RetryPolicy
-from switchboard.core.bus import InProcessEventBus
-from switchboard.core.control import CallControl
+from switchboard.config import Settings, load_settings
+from switchboard.core.control import CallControl, InboundCall
 from switchboard.core.models import (
     Call,
     Endpoint,
     EndpointType,
     InboundAction,
-    InboundConfiguration,
+    InboundTarget,
     PermissionStatus,
-    Sender,
 )
 from switchboard.core.ports import DialResult, PermissionRecord
-from switchboard.errors import MediaError
-from switchboard.httpapi.auth import api_key_dependency
-from switchboard.httpapi.errors import install_error_handlers
+from switchboard.errors import MediaError, SwitchboardError
 from switchboard.media.engine import (
+    WHATSAPP_LEG,
     AudioSource,
     DtmfReceived,
     DtmfSource,
@@ -53,14 +52,8 @@ from switchboard.media.engine import (
     RecordingFinished,
     RecordingFormat,
 )
-from switchboard.store import (
-    Database,
-    SqlCallRepository,
-    SqlDialogRepository,
-    SqlPermissionRepository,
-    SqlSenderDirectory,
-    migrate,
-)
+from switchboard.server import Overrides, Server
+from switchboard.store import Database, SqlPermissionRepository
 
 API_KEY = "test-api-key-123"
 SENDER_ID = "100200300"
@@ -115,6 +108,7 @@ class FakeLeg:
         if self.recording is not None:
             path, rid = self.recording
             self.recording = None
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt ")
             size = path.stat().st_size
             self._sink(RecordingFinished(self._id, rid, MediaLocator.for_path(path), 2000, size))
@@ -175,17 +169,28 @@ class FakeSynthesizer:
 
     async def synthesize(
         self, text: str, *, language: str, speech_rate: float, voice_gender: str | None
-    ) -> Path:
+    ) -> MediaLocator:
         self.said.append(text)
-        return self.dir / "tts.wav"
+        return MediaLocator.for_path(self.dir / "tts.wav")
 
 
 class FakeWhatsApp:
+    """The WhatsApp channel's signalling, recorded instead of sent to Meta."""
+
     endpoint_type = EndpointType.WHATSAPP
     early_media = False
 
     def __init__(self) -> None:
         self.ops: list[tuple[str, str]] = []
+
+    def leg_spec(self, call: Call) -> LegSpec:
+        return WHATSAPP_LEG
+
+    async def prepare_outbound(self, call: Call) -> None:
+        if call.from_ not in (SENDER_ID, SENDER_NUMBER):
+            raise SwitchboardError(f"from: {call.from_!r} is not a WhatsApp sender of this server")
+        call.sender_id = SENDER_ID
+        call.from_ = SENDER_NUMBER
 
     async def pre_answer(self, call: Call, sdp_answer: str) -> None:
         self.ops.append(("pre_accept", call.id))
@@ -310,28 +315,42 @@ class Receiver:
 
 @dataclass
 class Harness:
-    control: CallControl
-    api: CallsApi
+    server: Server
     engine: FakeEngine
     channel: FakeWhatsApp
     tts: FakeSynthesizer
-    permissions: SqlPermissionRepository
-    db: Database
-    served: Served
     client: httpx.AsyncClient
-    tasks: list[asyncio.Task[None]]
+
+    @property
+    def control(self) -> CallControl:
+        return self.server.components.control
+
+    @property
+    def api(self) -> CallsApi:
+        return self.server.components.calls_api
+
+    @property
+    def permissions(self) -> SqlPermissionRepository:
+        return self.server.components.permission_repository
+
+    @property
+    def db(self) -> Database:
+        return self.server.components.db
 
     @property
     def base_url(self) -> str:
-        return self.served.url
+        return self.server.url
 
     async def inbound_call(self, caller: str = CALLER) -> str:
         call = await self.control.receive_inbound(
-            endpoint=Endpoint(EndpointType.WHATSAPP, phone_number=caller),
-            to=SENDER_NUMBER,
-            sender_id=SENDER_ID,
-            peer_call_id=f"wacid.{uuid.uuid4().hex}",
-            remote_offer="v=0\r\ns=caller offer\r\n",
+            InboundCall(
+                endpoint=Endpoint(EndpointType.WHATSAPP, phone_number=caller),
+                to=SENDER_NUMBER,
+                peer_call_id=f"wacid.{uuid.uuid4().hex}",
+                remote_offer="v=0\r\ns=caller offer\r\n",
+                target=InboundTarget(InboundAction.SUBSCRIPTION, CONFIG_ID),
+                sender_id=SENDER_ID,
+            )
         )
         assert call is not None
         return call.id
@@ -376,74 +395,63 @@ class Harness:
         return str(r.json()["subscriptionId"])
 
 
+def harness_settings(tmp_path: Path, retry: RetryPolicy | None) -> Settings:
+    retry = retry or RetryPolicy(base_delay=0.05, max_delay=0.2, give_up_after=60, timeout=2)
+    return load_settings(
+        overrides={
+            "server": {
+                "host": "127.0.0.1",
+                "port": 0,
+                "data_dir": tmp_path / "data",
+                "allow_private_urls": True,
+            },
+            "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'switchboard.sqlite'}"},
+            "api": {
+                "keys": [API_KEY],
+                "webhook_retry_max_delay_s": retry.max_delay,
+                "webhook_give_up_after_s": retry.give_up_after,
+                "webhook_timeout_s": retry.timeout,
+                "webhook_retry_base_delay_s": retry.base_delay,
+            },
+            "whatsapp": {
+                "senders": [
+                    {
+                        "phone_number_id": SENDER_ID,
+                        "display_phone_number": SENDER_NUMBER,
+                        "waba_id": "waba-1",
+                        "access_token": "token",
+                        "app_secret": "app-secret",
+                        "verify_token": "verify",
+                        "graph_api_url": "http://127.0.0.1:9",
+                        "inbound": {"action": "SUBSCRIPTION", "calls_configuration_id": CONFIG_ID},
+                    }
+                ]
+            },
+        },
+        environ={},
+    )
+
+
 @contextlib.asynccontextmanager
 async def running_harness(
     tmp_path: Path, *, retry: RetryPolicy | None = None, create_config: bool = True
 ) -> AsyncIterator[Harness]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'switchboard.sqlite'}"
-    await migrate(url)
-    db = Database(url)
-    bus = InProcessEventBus()
     engine = FakeEngine()
     channel = FakeWhatsApp()
     tts = FakeSynthesizer(tmp_path)
-    permissions = SqlPermissionRepository(db)
-    senders = SqlSenderDirectory(db)
-    sender = Sender(
-        phone_number_id=SENDER_ID,
-        display_phone_number=SENDER_NUMBER,
-        waba_id="waba-1",
-        access_token="token",
-        app_secret="app-secret",
-        verify_token="verify",
-        graph_api_url="http://127.0.0.1:9/",
-        inbound=InboundConfiguration(InboundAction.SUBSCRIPTION, calls_configuration_id=CONFIG_ID),
-    )
-    await senders.save(sender)
-    control = CallControl(
-        calls=SqlCallRepository(db),
-        dialogs=SqlDialogRepository(db),
-        permissions=permissions,
-        senders=senders,
-        bus=bus,
-        media=engine,
-        synthesizer=tts,
-        recordings_dir=tmp_path / "recordings",
-    )
-    control.register_channel(channel)
-    http = httpx.AsyncClient()
-    api = CallsApi(
-        control,
-        db,
-        http,
-        files_dir=tmp_path / "files",
-        allow_private_urls=True,
-        retry=retry or RetryPolicy(base_delay=0.05, max_delay=0.2, give_up_after=60, timeout=2),
-    )
-    api.register()
-    bus.subscribe(api.on_event)
-    app = FastAPI()
-    install_error_handlers(app)
-    app.include_router(api.router, dependencies=[Depends(api_key_dependency([API_KEY]))])
-    tasks = [asyncio.create_task(control.run()), asyncio.create_task(api.run())]
-    served = await serve(app)
-    client = httpx.AsyncClient(base_url=served.url, headers={"Authorization": f"App {API_KEY}"}, timeout=10)
-    harness = Harness(control, api, engine, channel, tts, permissions, db, served, client, tasks)
-    try:
-        if create_config:
-            r = await client.post("/calls/1/configurations", json={"id": CONFIG_ID, "name": "My app"})
-            assert r.status_code == 201, r.text
-        yield harness
-    finally:
-        await client.aclose()
-        await served.stop()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await http.aclose()
-        await db.close()
+    overrides = Overrides(media=engine, speech=tts, channels=[channel])
+    async with Server(harness_settings(tmp_path, retry), overrides) as server:
+        client = httpx.AsyncClient(
+            base_url=server.url, headers={"Authorization": f"App {API_KEY}"}, timeout=10
+        )
+        harness = Harness(server, engine, channel, tts, client)
+        try:
+            if create_config:
+                r = await client.post("/calls/1/configurations", json={"id": CONFIG_ID, "name": "My app"})
+                assert r.status_code == 201, r.text
+            yield harness
+        finally:
+            await client.aclose()
 
 
 @contextlib.asynccontextmanager

@@ -1,4 +1,18 @@
-"""Typed events of the core. The Calls API maps them to Infobip's event names at its edge."""
+"""Typed events of the core. The Calls API maps them to Infobip's event names at its edge.
+
+The handler contract (what a bus handler may rely on):
+- An event is published after the change it reports is saved and the call's lock is released, so a handler
+  may call `CallControl` on the same call: answer on `CallReceived`, say on `CallEstablished`, transfer on
+  `DtmfCaptured`, hang up on `TransferFailed`.
+- Order: one call's events reach every handler in the order they happened. An action taken inside a
+  handler returns at once; its events follow once the current event has reached every handler.
+- An action taken anywhere else returns only after its events have been handled, so a durable handler (the
+  Calls API's outbox) has stored them before the action is acknowledged.
+- A handler that raises: a durable handler's error fails the action that caused the event (nothing is lost
+  silently); any other handler's error is logged and the event still reaches the others.
+- Media events and timers of a call run one at a time on that call's own executor; a slow handler or a
+  slow peer delays only its own call.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from switchboard.core.models import Call, Dialog
+from switchboard.core.models import Call, Dialog, InboundTarget
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -119,3 +133,36 @@ class DialogFinished(DialogEvent):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DialogFailed(DialogEvent):
     pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DialogUnbridged(DialogEvent):
+    """The dialog's two calls were separated; both go on, each with its application."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransferEvent(CallEvent):
+    """An application transfer of `call` from `source` to `destination`."""
+
+    transfer_id: str
+    source: InboundTarget | None
+    destination: InboundTarget
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransferRequested(TransferEvent):
+    """The destination application is asked to take the call; it accepts or rejects the transfer."""
+
+    custom_data: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransferFinished(TransferEvent):
+    """The destination accepted: it has the call now."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransferFailed(TransferEvent):
+    """Rejected, timed out or the call ended: the call stays with the source application."""
+
+    reason: str

@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
 
 
 class CallState(enum.StrEnum):
@@ -108,9 +107,12 @@ class Call:
     to: str
     state: CallState = CallState.CALLING
     calls_configuration_id: str | None = None
+    """The Calls API application that has the call (Infobip's field), while it has it."""
     application_id: str | None = None
+    targets: list[InboundTarget] = field(default_factory=list)
+    """The applications the call was handed to, in order; the last one has it now."""
     sender_id: str | None = None
-    """The WhatsApp sender (phone_number_id) this call is on, if any."""
+    """The channel account the call is on (WhatsApp: the sender's phone_number_id)."""
     peer_call_id: str | None = None
     """The channel's own id for the call (Meta's `wacid.*`)."""
     external_id: str | None = None
@@ -126,6 +128,10 @@ class Call:
     error: CallError | None = None
     media: dict[str, object] = field(default_factory=dict)
     """Media diagnostics of the call's leg, as last reported by the media engine."""
+
+    @property
+    def target(self) -> InboundTarget | None:
+        return self.targets[-1] if self.targets else None
 
     @property
     def duration(self) -> int:
@@ -182,36 +188,26 @@ class PermissionStatus(enum.StrEnum):
 
 
 class InboundAction(enum.StrEnum):
-    """What a WhatsApp sender does with a user-initiated call."""
+    """Which kind of application handles a call: what a channel resolves the called number to."""
 
     SUBSCRIPTION = "SUBSCRIPTION"
+    """A Calls API application (REST + webhooks); the id is its calls configuration."""
     CONTACT_CENTER = "CONTACT_CENTER"
+    """The contact centre; the id is a queue."""
     IVR_SCENARIO = "IVR_SCENARIO"
+    """An IVR scenario; the id is the scenario."""
     FLOW = "FLOW"
+    """A visually built IVR flow; the id is the flow."""
     CALL_ROUTING = "CALL_ROUTING"
+    """Call routing; the id is a route, or None for every route in order."""
 
 
 @dataclass(frozen=True, slots=True)
-class InboundConfiguration:
+class InboundTarget:
+    """The application a call is handed to, and what it was given (a configuration, scenario, ...)."""
+
     action: InboundAction
-    calls_configuration_id: str | None = None
-    scenario_id: str | None = None
-    flow_id: str | None = None
-    route_id: str | None = None
+    id: str | None = None
 
-
-@dataclass(frozen=True, slots=True)
-class Sender:
-    """A WhatsApp business number connected to the platform."""
-
-    phone_number_id: str
-    display_phone_number: str
-    waba_id: str
-    access_token: str
-    app_secret: str
-    verify_token: str
-    graph_api_url: str
-    inbound: InboundConfiguration
-
-
-AudioKind = Literal["FILE", "URL", "TEXT", "RECORDING"]
+    def __str__(self) -> str:
+        return f"{self.action.value}:{self.id}" if self.id else self.action.value

@@ -1,14 +1,15 @@
-"""What the core needs from the outside, as protocols: channels, repositories, clock, ids.
+"""What the core needs from the outside, as protocols: channels, applications, repositories.
 
-Channels implement `CallChannel`; the store implements the repositories. The core depends only on these.
+Channels implement `CallChannel`; applications implement `Application`; the store implements the
+repositories. The core depends only on these.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from switchboard.core.models import (
     Call,
@@ -16,9 +17,11 @@ from switchboard.core.models import (
     Dialog,
     Direction,
     EndpointType,
+    InboundAction,
+    InboundTarget,
     PermissionStatus,
-    Sender,
 )
+from switchboard.media.engine import LegSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +36,13 @@ class CallChannel(Protocol):
     early_media: bool
     """Whether media may flow to an inbound caller before the call is answered (WhatsApp: no)."""
 
+    def leg_spec(self, call: Call) -> LegSpec:
+        """The media leg the call's far end needs (transport profile, codecs)."""
+
+    async def prepare_outbound(self, call: Call) -> None:
+        """Check and complete a call about to be placed: the channel names the account it goes out on
+        (`call.sender_id`) and normalises `from_`/`to`; raises a `SwitchboardError` naming the field."""
+
     async def pre_answer(self, call: Call, sdp_answer: str) -> None: ...
 
     async def answer(self, call: Call, sdp_answer: str) -> None: ...
@@ -42,6 +52,15 @@ class CallChannel(Protocol):
     async def hangup(self, call: Call) -> None: ...
 
     async def dial(self, call: Call, sdp_offer: str) -> DialResult: ...
+
+
+class Application(Protocol):
+    """An application that takes calls handed to an inbound action (the Calls API, the IVR, ...)."""
+
+    action: InboundAction
+
+    async def refusal(self, target: InboundTarget) -> str | None:
+        """Why a call cannot be handed to `target` (e.g. its configuration does not exist), or None."""
 
 
 @dataclass(slots=True)
@@ -96,17 +115,25 @@ class PermissionRepository(Protocol):
     async def save(self, record: PermissionRecord) -> None: ...
 
 
-class SenderDirectory(Protocol):
-    async def get(self, phone_number_id: str) -> Sender | None: ...
+@dataclass(frozen=True, slots=True)
+class ChannelRecord:
+    """A document a channel keeps (a WhatsApp sender with its secrets, a SIP trunk): the channel owns
+    its shape; the store keeps it as JSON under (kind, key)."""
 
-    async def by_display_number(self, number: str) -> Sender | None:
-        """The sender whose display number is `number` (digits compared, a leading + ignored)."""
+    kind: str
+    key: str
+    data: Mapping[str, Any]
 
-    async def list(self) -> Sequence[Sender]: ...
 
-    async def save(self, sender: Sender) -> None: ...
+class ChannelRecords(Protocol):
+    async def list(self, kind: str) -> Sequence[ChannelRecord]:
+        """Every record of `kind`, oldest first."""
 
-    async def delete(self, phone_number_id: str) -> bool: ...
+    async def get(self, kind: str, key: str) -> ChannelRecord | None: ...
+
+    async def save(self, kind: str, key: str, data: Mapping[str, Any]) -> None: ...
+
+    async def delete(self, kind: str, key: str) -> bool: ...
 
 
 class WebhookLedger(Protocol):

@@ -2,10 +2,10 @@
 
 from switchboard.store.base import Base, Database
 from switchboard.store.calls import CallLog, SqlCallRepository
+from switchboard.store.channel_records import SqlChannelRecords
 from switchboard.store.dialogs import SqlDialogRepository
 from switchboard.store.migrations_runner import migrate
 from switchboard.store.permissions import SqlPermissionRepository
-from switchboard.store.senders import SqlSenderDirectory
 from switchboard.store.webhook_ledger import SqlWebhookLedger
 
 __all__ = [
@@ -13,9 +13,9 @@ __all__ = [
     "CallLog",
     "Database",
     "SqlCallRepository",
+    "SqlChannelRecords",
     "SqlDialogRepository",
     "SqlPermissionRepository",
-    "SqlSenderDirectory",
     "SqlWebhookLedger",
     "migrate",
 ]

@@ -20,7 +20,14 @@ from switchboard.core.models import (
     HangupSource,
 )
 from switchboard.store.base import Database, insert_on_conflict
-from switchboard.store.codec import endpoint_from_json, endpoint_to_json, error_from_columns, jsonable
+from switchboard.store.codec import (
+    endpoint_from_json,
+    endpoint_to_json,
+    error_from_columns,
+    jsonable,
+    targets_from_json,
+    targets_to_json,
+)
 from switchboard.store.tables import CallLogRow, CallRow
 
 _FINAL = [state.value for state in FINAL_STATES]
@@ -67,6 +74,7 @@ def _call_values(call: Call) -> dict[str, Any]:
         "state": call.state.value,
         "calls_configuration_id": call.calls_configuration_id,
         "application_id": call.application_id,
+        "targets": targets_to_json(call.targets),
         "sender_id": call.sender_id,
         "peer_call_id": call.peer_call_id,
         "external_id": call.external_id,
@@ -94,6 +102,7 @@ def _call_from_row(row: CallRow) -> Call:
         state=CallState(row.state),
         calls_configuration_id=row.calls_configuration_id,
         application_id=row.application_id,
+        targets=targets_from_json(row.targets),
         sender_id=row.sender_id,
         peer_call_id=row.peer_call_id,
         external_id=row.external_id,

@@ -7,7 +7,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from switchboard.core.models import CallError, Endpoint, EndpointType, ErrorCode
+from switchboard.core.models import CallError, Endpoint, EndpointType, ErrorCode, InboundAction, InboundTarget
 from switchboard.store.types import as_utc
 
 
@@ -26,6 +26,14 @@ def endpoint_from_json(data: dict[str, Any]) -> Endpoint:
         identity=data.get("identity"),
         display_name=data.get("display_name"),
     )
+
+
+def targets_to_json(targets: list[InboundTarget]) -> list[dict[str, Any]]:
+    return [{"action": t.action.value, "id": t.id} for t in targets]
+
+
+def targets_from_json(data: list[dict[str, Any]] | None) -> list[InboundTarget]:
+    return [InboundTarget(InboundAction(item["action"]), item.get("id")) for item in data or []]
 
 
 def error_from_columns(code: str | None, description: str | None) -> CallError | None:

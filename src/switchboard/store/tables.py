@@ -36,6 +36,7 @@ class CallRow(Base):
     state: Mapped[str] = mapped_column(ENUM, index=True)
     calls_configuration_id: Mapped[str | None] = mapped_column(ID, index=True)
     application_id: Mapped[str | None] = mapped_column(ID)
+    targets: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     sender_id: Mapped[str | None] = mapped_column(ID)
     peer_call_id: Mapped[str | None] = mapped_column(EXTERNAL_ID, index=True)
     external_id: Mapped[str | None] = mapped_column(EXTERNAL_ID)
@@ -72,6 +73,7 @@ class CallLogRow(Base):
     sender_id: Mapped[str | None] = mapped_column(ID, index=True)
     calls_configuration_id: Mapped[str | None] = mapped_column(ID, index=True)
     application_id: Mapped[str | None] = mapped_column(ID)
+    targets: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     parent_call_id: Mapped[str | None] = mapped_column(ID)
     dialog_id: Mapped[str | None] = mapped_column(ID)
     start_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -105,25 +107,14 @@ class DialogRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class SenderRow(Base):
-    """A WhatsApp sender with its inbound configuration. Credentials are stored as given (not encrypted)."""
+class ChannelRecordRow(Base):
+    """A channel's own document (a WhatsApp sender with its secrets, a SIP trunk), JSON under (kind, key)."""
 
-    __tablename__ = "senders"
+    __tablename__ = "channel_records"
 
-    phone_number_id: Mapped[str] = mapped_column(ID, primary_key=True)
-    display_phone_number: Mapped[str] = mapped_column(NUMBER)
-    display_digits: Mapped[str] = mapped_column(NUMBER, index=True)
-    """`display_phone_number` reduced to its digits, for look-ups by number."""
-    waba_id: Mapped[str] = mapped_column(ID)
-    access_token: Mapped[str] = mapped_column(Text)
-    app_secret: Mapped[str] = mapped_column(Text)
-    verify_token: Mapped[str] = mapped_column(Text)
-    graph_api_url: Mapped[str] = mapped_column(Text)
-    inbound_action: Mapped[str] = mapped_column(ENUM)
-    inbound_calls_configuration_id: Mapped[str | None] = mapped_column(ID)
-    inbound_scenario_id: Mapped[str | None] = mapped_column(ID)
-    inbound_flow_id: Mapped[str | None] = mapped_column(ID)
-    inbound_route_id: Mapped[str | None] = mapped_column(ID)
+    kind: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(ID, primary_key=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Dialect
 
+from switchboard.channels.whatsapp.senders import digits
 from switchboard.core.models import Endpoint, EndpointType
 from switchboard.store.base import insert_on_conflict
 from switchboard.store.codec import (
@@ -17,7 +18,6 @@ from switchboard.store.codec import (
     times_from_json,
     times_to_json,
 )
-from switchboard.store.senders import digits
 from switchboard.store.tables import WebhookLedgerRow
 from switchboard.store.types import UTCDateTime
 

@@ -4,8 +4,9 @@ import httpx
 import pytest
 
 from switchboard.channels.whatsapp.graph import GraphClient, GraphSettings, NoCallPermissionError
+from switchboard.channels.whatsapp.senders import Sender
 from switchboard.core.errors import ChannelError
-from switchboard.core.models import InboundAction, InboundConfiguration, Sender
+from switchboard.core.models import InboundAction, InboundTarget
 
 SENDER = Sender(
     phone_number_id="100",
@@ -15,7 +16,7 @@ SENDER = Sender(
     app_secret="secret",
     verify_token="verify",
     graph_api_url="http://graph.test",
-    inbound=InboundConfiguration(InboundAction.SUBSCRIPTION, calls_configuration_id="app"),
+    inbound=InboundTarget(InboundAction.SUBSCRIPTION, "app"),
 )
 FAST = GraphSettings(version="v23.0", timeout_s=0.5, retries=2, backoff_s=0.001)
 

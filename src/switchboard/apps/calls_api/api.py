@@ -3,7 +3,7 @@
 The composition root wires it:
 
     api = CallsApi(control, db, http, files_dir=..., allow_private_urls=...)
-    api.register()                                   # takes inbound calls forwarded to a SUBSCRIPTION
+    control.register_application(api)                # takes calls handed to a SUBSCRIPTION
     bus.subscribe(api.on_event)                      # events become outbox rows before publish returns
     app.include_router(api.router, dependencies=[Depends(require_api_key)])
     task_group.create_task(api.run())                # the webhook delivery loop; cancelled on shutdown
@@ -24,16 +24,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from switchboard.apps.calls_api import calls, configurations, files
 from switchboard.apps.calls_api.context import Context
-from switchboard.apps.calls_api.mapping import endpoint_model, envelope, event_name, platform_model
+from switchboard.apps.calls_api.mapping import (
+    endpoint_model,
+    envelope,
+    event_configurations,
+    event_name,
+    platform_model,
+)
 from switchboard.apps.calls_api.outbox import Outbox, RetryPolicy
 from switchboard.apps.calls_api.schemas import CallRecordingModel, RecordingFileModel
-from switchboard.apps.calls_api.subscriptions import SubscriptionIndex
+from switchboard.apps.calls_api.subscriptions import SubscriptionIndex, Target
 from switchboard.core import events as ev
 from switchboard.core.control import CallControl
-from switchboard.core.models import InboundAction
+from switchboard.core.models import InboundAction, InboundTarget
 from switchboard.store.base import Database
 from switchboard.store.calls_api import (
     CallRecordingRow,
+    CallsConfigurationRow,
     WebhookOutboxRow,
 )
 
@@ -83,9 +90,16 @@ class CallsApi:
         self.router.include_router(calls.build_router(self._ctx))
         self.router.include_router(files.build_router(self._ctx))
 
-    def register(self) -> None:
-        """Declare to the core that this server takes inbound calls forwarded to a subscription."""
-        self._control.accept_inbound_action(InboundAction.SUBSCRIPTION)
+    action = InboundAction.SUBSCRIPTION
+    """The inbound action this application takes (`core.ports.Application`)."""
+
+    async def refusal(self, target: InboundTarget) -> str | None:
+        if not target.id:
+            return "the target names no calls configuration"
+        async with self._ctx.db.session() as s:
+            if await s.get(CallsConfigurationRow, target.id) is None:
+                return f"calls configuration {target.id!r} does not exist"
+        return None
 
     async def run(self) -> None:
         """The webhook delivery loop; the composition root owns and cancels it."""
@@ -95,7 +109,12 @@ class CallsApi:
         """Store what `event` means for the Calls API: recordings, and one outbox row per subscription
         that wants it. Everything is committed before this returns; then delivery starts."""
         name = event_name(event)
-        targets = await self._subscriptions.matching(event.call.calls_configuration_id, name) if name else []
+        wanting: dict[str, Target] = {}
+        if name:
+            for configuration_id in event_configurations(event):
+                for target in await self._subscriptions.matching(configuration_id, name):
+                    wanting.setdefault(target.id, target)
+        targets = list(wanting.values())
         recording = isinstance(event, ev.RecordingReady)
         if not targets and not recording:
             return

@@ -7,7 +7,6 @@ state, policy → 403) are rendered in Infobip's error shape by the installed ha
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
@@ -18,6 +17,7 @@ from switchboard.apps.calls_api.schemas import (
     ActionResponse,
     ActionStatus,
     AnswerRequest,
+    ApplicationTransferRequest,
     CallLogModel,
     CallLogPage,
     CallModel,
@@ -38,6 +38,13 @@ from switchboard.apps.calls_api.schemas import (
     RecordingRequest,
     SayRequest,
 )
+from switchboard.core.content import (
+    Content,
+    FileContent,
+    RecordingContent,
+    SpeechContent,
+    UrlContent,
+)
 from switchboard.core.control import CallRequest
 from switchboard.core.control import RecordingRequest as CoreRecordingRequest
 from switchboard.core.errors import SwitchboardError
@@ -49,14 +56,12 @@ from switchboard.core.models import (
     Endpoint,
     EndpointType,
     ErrorCode,
+    InboundAction,
+    InboundTarget,
 )
 from switchboard.httpapi.errors import ApiError
-from switchboard.media.engine import MediaLocator, RecordingFormat
-from switchboard.store.calls_api import (
-    CallRecordingRow,
-    CallsConfigurationRow,
-    CallsFileRow,
-)
+from switchboard.media.engine import RecordingFormat
+from switchboard.store.calls_api import CallsConfigurationRow
 
 ALL_DIGITS = "0123456789*#ABCD"
 
@@ -70,6 +75,24 @@ def core_endpoint(model: EndpointModel) -> Endpoint:
         identity=model.identity,
         display_name=model.display_name,
     )
+
+
+def core_content(content: PlayContent) -> Content:
+    match content.type:
+        case "TEXT":
+            gender = content.preferences.voice_gender if content.preferences else None
+            return SpeechContent(
+                content.text or "",
+                language=content.language or "en",
+                speech_rate=content.speech_rate or 1.0,
+                voice_gender=gender.lower() if gender else None,
+            )
+        case "URL":
+            return UrlContent(content.file_url or "", content.cache_duration)
+        case "FILE":
+            return FileContent(content.file_id or "")
+        case _:
+            return RecordingContent(content.file_id or "")
 
 
 def build_router(ctx: Context) -> APIRouter:
@@ -257,41 +280,13 @@ def build_router(ctx: Context) -> APIRouter:
         stop_on: str | None,
         custom_data: dict[str, str] | None,
     ) -> str:
-        if content.type == "TEXT":
-            gender = content.preferences.voice_gender if content.preferences else None
-            return await control.say(
-                call_id,
-                content.text or "",
-                language=content.language or "en",
-                speech_rate=content.speech_rate or 1.0,
-                voice_gender=gender.lower() if gender else None,
-                loop_count=loop_count,
-                stop_on_terminator=stop_on,
-                custom_data=custom_data,
-            )
-        if content.type == "URL":
-            path = await ctx.fetch_url(content.file_url or "", content.cache_duration)
-        else:
-            path = await file_path(content.type, content.file_id or "")
         return await control.play(
             call_id,
-            MediaLocator.for_path(path),
+            core_content(content),
             loop_count=loop_count,
             stop_on_terminator=stop_on,
             custom_data=custom_data,
         )
-
-    async def file_path(kind: str, file_id: str) -> Path:
-        async with ctx.db.session() as s:
-            row: CallsFileRow | CallRecordingRow | None
-            if kind == "FILE":
-                row = await s.get(CallsFileRow, file_id)
-            else:
-                row = await s.get(CallRecordingRow, file_id)
-        if row is None:
-            what = "file" if kind == "FILE" else "recording file"
-            raise ApiError(404, f"content.fileId: {what} {file_id!r} not found")
-        return Path(row.path)
 
     @action(
         "/calls/1/calls/{callId}/play",
@@ -332,6 +327,40 @@ def build_router(ctx: Context) -> APIRouter:
             custom_data=body.custom_data,
         )
         return ActionResponse(id=op)
+
+    @action(
+        "/calls/1/calls/{callId}/application-transfer",
+        summary="Hand the call to another calls configuration's application",
+        description="The destination's subscriptions receive APPLICATION_TRANSFER_REQUESTED with a "
+        "`transferId`; until it accepts within `timeout` seconds the call stays with this application.",
+    )
+    async def application_transfer(callId: str, body: ApplicationTransferRequest) -> ActionResponse:
+        await require_configuration(
+            body.destination_calls_configuration_id, "destinationCallsConfigurationId"
+        )
+        transfer_id = await control.transfer(
+            callId,
+            InboundTarget(InboundAction.SUBSCRIPTION, body.destination_calls_configuration_id),
+            timeout_s=body.timeout,
+            custom_data=dict(body.custom_data or {}),
+        )
+        return ActionResponse(id=transfer_id)
+
+    @action(
+        "/calls/1/calls/{callId}/application-transfer/{transferId}/accept",
+        summary="Accept an application transfer (the receiving application)",
+    )
+    async def application_transfer_accept(callId: str, transferId: str) -> ActionResponse:
+        await control.accept_transfer(callId, transferId)
+        return ActionResponse(status=ActionStatus.COMPLETED)
+
+    @action(
+        "/calls/1/calls/{callId}/application-transfer/{transferId}/reject",
+        summary="Reject an application transfer (the receiving application)",
+    )
+    async def application_transfer_reject(callId: str, transferId: str) -> ActionResponse:
+        await control.reject_transfer(callId, transferId)
+        return ActionResponse(status=ActionStatus.COMPLETED)
 
     @action(
         "/calls/1/calls/{callId}/capture/dtmf",

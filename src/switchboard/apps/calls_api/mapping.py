@@ -16,9 +16,10 @@ from switchboard.apps.calls_api.schemas import (
     ErrorCodeInfo,
     EventEnvelope,
     PlatformModel,
+    TargetModel,
 )
 from switchboard.core import events as ev
-from switchboard.core.models import Call, Dialog, Endpoint
+from switchboard.core.models import Call, Dialog, Endpoint, InboundAction, InboundTarget
 
 EVENT_NAMES: dict[type[ev.CallEvent], str] = {
     ev.CallReceived: "CALL_RECEIVED",
@@ -36,12 +37,30 @@ EVENT_NAMES: dict[type[ev.CallEvent], str] = {
     ev.DialogEstablished: "DIALOG_ESTABLISHED",
     ev.DialogFinished: "DIALOG_FINISHED",
     ev.DialogFailed: "DIALOG_FAILED",
+    ev.DialogUnbridged: "DIALOG_FINISHED",
+    ev.TransferRequested: "APPLICATION_TRANSFER_REQUESTED",
+    ev.TransferFinished: "APPLICATION_TRANSFER_FINISHED",
+    ev.TransferFailed: "APPLICATION_TRANSFER_FAILED",
 }
 """Core event class → Infobip event type. Exact classes: `SayFinished` is not a `PLAY_FINISHED`."""
 
 
 def event_name(event: ev.CallEvent) -> str | None:
     return EVENT_NAMES.get(type(event))
+
+
+def _configuration(target: InboundTarget | None) -> str | None:
+    return target.id if target is not None and target.action is InboundAction.SUBSCRIPTION else None
+
+
+def event_configurations(event: ev.CallEvent) -> list[str]:
+    """The calls configurations whose subscriptions receive `event`: the call's own; for a transfer,
+    the source's and the destination's (the destination hears of it before it has the call)."""
+    if isinstance(event, ev.TransferEvent):
+        found = [_configuration(event.source), _configuration(event.destination)]
+    else:
+        found = [event.call.calls_configuration_id]
+    return list(dict.fromkeys(c for c in found if c))
 
 
 def endpoint_model(endpoint: Endpoint) -> EndpointModel:
@@ -77,6 +96,7 @@ def call_model(call: Call) -> CallModel:
         custom_data=dict(call.custom_data),
         dialog_id=call.dialog_id,
         external_id=call.external_id,
+        targets=[TargetModel(action=t.action, id=t.id) for t in call.targets] or None,
         media_diagnostics=dict(call.media) or None,
     )
 
@@ -148,6 +168,8 @@ def properties(event: ev.CallEvent, extra: dict[str, Any] | None = None) -> dict
             return {"dtmf": dtmf, "timeout": timeout, "customData": custom or None}
         case ev.RecordingReady():
             return dict(extra or {})
+        case ev.TransferEvent():
+            return _transfer_properties(event)
         case ev.DialogEvent(dialog=dialog):
             props: dict[str, Any] = {"dialog": _dump(dialog_model(dialog, call, None))}
             if isinstance(event, ev.DialogFinished | ev.DialogFailed):
@@ -161,6 +183,23 @@ def properties(event: ev.CallEvent, extra: dict[str, Any] | None = None) -> dict
             return props
         case _:
             return {"call": _dump(call_model(call))}
+
+
+def _transfer_properties(event: ev.TransferEvent) -> dict[str, Any]:
+    props: dict[str, Any] = {
+        "transferId": event.transfer_id,
+        "sourceCallsConfigurationId": _configuration(event.source),
+        "sourceApplicationId": event.source.action.value if event.source else None,
+    }
+    if isinstance(event, ev.TransferRequested):
+        props["call"] = _dump(call_model(event.call))
+        props["customData"] = event.custom_data or None
+    else:
+        props["destinationCallsConfigurationId"] = _configuration(event.destination)
+        props["destinationApplicationId"] = event.destination.action.value
+    if isinstance(event, ev.TransferFailed):
+        props["reason"] = event.reason
+    return props
 
 
 def envelope(event: ev.CallEvent, name: str, extra: dict[str, Any] | None = None) -> EventEnvelope:

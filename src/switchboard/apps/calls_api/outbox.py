@@ -188,8 +188,11 @@ class Outbox:
             while True:
                 self._wake.clear()
                 next_due = self._dispatch(tg)
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation that
+                # arrives as the wait completes, and this loop would never stop.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=next_due)
+                    async with asyncio.timeout(next_due):
+                        await self._wake.wait()
 
     async def _load(self) -> None:
         async with self._db.session() as s:

@@ -19,6 +19,7 @@ from switchboard.core.models import (
     Direction,
     EndpointType,
     HangupSource,
+    InboundAction,
 )
 
 
@@ -247,8 +248,16 @@ class MediaProperties(Wire):
     video: VideoProperties = Field(default_factory=VideoProperties)
 
 
+class TargetModel(Wire):
+    """An application the call was handed to: its inbound action and what it was given."""
+
+    action: InboundAction
+    id: str | None = None
+
+
 class CallModel(Wire):
-    """Infobip's `Call`; `mediaDiagnostics` (ours, ignored by the SDK) carries the media engine's view."""
+    """Infobip's `Call`. Ours, ignored by the SDK: `targets` (the applications the call was handed to,
+    in order; the last has it) and `mediaDiagnostics` (the media engine's view)."""
 
     id: str
     endpoint: EndpointModel
@@ -268,6 +277,7 @@ class CallModel(Wire):
     custom_data: dict[str, str] | None = None
     dialog_id: str | None = None
     external_id: str | None = None
+    targets: list[TargetModel] | None = None
     media_diagnostics: dict[str, Any] | None = None
 
 
@@ -317,6 +327,15 @@ class CallLogPage(Wire):
 
 
 # -- actions ---------------------------------------------------------------------------------------
+
+
+class ApplicationTransferRequest(Wire):
+    """Infobip's `CallsApplicationTransferRequest`."""
+
+    destination_calls_configuration_id: str = Field(min_length=1, max_length=128)
+    platform: PlatformModel | None = None
+    timeout: int = Field(30, ge=1, le=3600, description="Seconds the destination has to accept.")
+    custom_data: dict[str, str] | None = None
 
 
 class ActionStatus(enum.StrEnum):

@@ -11,9 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from switchboard.channels.whatsapp.numbers import wa_number
 from switchboard.channels.whatsapp.permissions import WhatsAppPermissions
+from switchboard.channels.whatsapp.senders import INBOUND_ID_FIELDS, REQUIRED_IDS, Sender, SenderDirectory
 from switchboard.core import policy
-from switchboard.core.models import InboundAction, InboundConfiguration, Sender
-from switchboard.core.ports import SenderDirectory
+from switchboard.core.models import InboundAction, InboundTarget
 from switchboard.httpapi.errors import ApiError
 from switchboard.httpapi.urls import UnsafeUrl, check_url_target
 
@@ -46,6 +46,16 @@ class InboundBody(BaseModel):
     scenario_id: str | None = Field(None, alias="scenarioId")
     flow_id: str | None = Field(None, alias="flowId")
     route_id: str | None = Field(None, alias="routeId")
+    queue_id: str | None = Field(None, alias="queueId")
+
+    def target(self) -> InboundTarget:
+        action = InboundAction(self.action)
+        field = INBOUND_ID_FIELDS[action]
+        target_id: str | None = getattr(self, field)
+        if action in REQUIRED_IDS and not target_id:
+            alias = self.model_fields[field].alias
+            raise ApiError(400, f"inbound.{alias}: required for action {action.value}")
+        return InboundTarget(action, target_id)
 
 
 class SenderBody(BaseModel):
@@ -69,30 +79,20 @@ class SenderBody(BaseModel):
 
 
 def sender_json(sender: Sender) -> dict[str, Any]:
-    inbound = sender.inbound
+    inbound: dict[str, Any] = {"action": sender.inbound.action.value}
+    if sender.inbound.id is not None:
+        alias = InboundBody.model_fields[INBOUND_ID_FIELDS[sender.inbound.action]].alias
+        inbound[alias or ""] = sender.inbound.id
     return {
         "phoneNumberId": sender.phone_number_id,
         "displayPhoneNumber": sender.display_phone_number,
         "wabaId": sender.waba_id,
         "graphApiUrl": sender.graph_api_url,
-        "inbound": {
-            key: val
-            for key, val in (
-                ("action", inbound.action.value),
-                ("callsConfigurationId", inbound.calls_configuration_id),
-                ("scenarioId", inbound.scenario_id),
-                ("flowId", inbound.flow_id),
-                ("routeId", inbound.route_id),
-            )
-            if val is not None
-        },
+        "inbound": inbound,
     }
 
 
 def sender_from_body(body: SenderBody) -> Sender:
-    inbound = body.inbound
-    if inbound.action == "SUBSCRIPTION" and not inbound.calls_configuration_id:
-        raise ApiError(400, "inbound.callsConfigurationId: required for action SUBSCRIPTION")
     return Sender(
         phone_number_id=body.phone_number_id,
         display_phone_number=body.display_phone_number,
@@ -101,13 +101,7 @@ def sender_from_body(body: SenderBody) -> Sender:
         app_secret=body.app_secret,
         verify_token=body.verify_token,
         graph_api_url=body.graph_api_url,
-        inbound=InboundConfiguration(
-            action=InboundAction(inbound.action),
-            calls_configuration_id=inbound.calls_configuration_id,
-            scenario_id=inbound.scenario_id,
-            flow_id=inbound.flow_id,
-            route_id=inbound.route_id,
-        ),
+        inbound=body.inbound.target(),
     )
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from switchboard.channels.whatsapp.graph import GraphClient, NoCallPermissionError
 from switchboard.channels.whatsapp.numbers import wa_number
 from switchboard.channels.whatsapp.permissions import WhatsAppPermissions
-from switchboard.core.errors import ChannelError
-from switchboard.core.models import Call, EndpointType, Sender
-from switchboard.core.ports import DialResult, SenderDirectory
+from switchboard.channels.whatsapp.senders import Sender, SenderDirectory
+from switchboard.core.errors import ChannelError, SwitchboardError
+from switchboard.core.models import Call, EndpointType
+from switchboard.core.ports import DialResult
+from switchboard.media.engine import WHATSAPP_LEG, LegSpec
 
 
 class WhatsAppChannel:
@@ -21,6 +23,18 @@ class WhatsAppChannel:
         self._graph = graph
         self._senders = senders
         self._permissions = permissions
+
+    def leg_spec(self, call: Call) -> LegSpec:
+        return WHATSAPP_LEG
+
+    async def prepare_outbound(self, call: Call) -> None:
+        """A business-initiated call goes out on the sender named by `from` (its id or display number)."""
+        sender = await self._senders.find(call.from_)
+        if sender is None:
+            raise SwitchboardError(f"from: {call.from_!r} is not a WhatsApp sender of this server")
+        call.sender_id = sender.phone_number_id
+        call.from_ = sender.display_phone_number
+        call.to = wa_number(call.to)
 
     async def _sender(self, call: Call) -> Sender:
         sender = await self._senders.get(call.sender_id or "")
@@ -48,10 +62,8 @@ class WhatsAppChannel:
     async def dial(self, call: Call, sdp_offer: str) -> DialResult:
         sender = await self._sender(call)
         try:
-            peer_call_id = await self._graph.connect(
-                sender, wa_number(call.to), sdp_offer, callback_data=call.id
-            )
+            peer_call_id = await self._graph.connect(sender, call.to, sdp_offer, callback_data=call.id)
         except NoCallPermissionError:
-            await self._permissions.forget(sender.phone_number_id, wa_number(call.to))
+            await self._permissions.forget(sender.phone_number_id, call.to)
             raise
         return DialResult(peer_call_id=peer_call_id)

@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 
+from switchboard.channels.whatsapp.senders import Sender
 from switchboard.core.errors import ChannelError, NoCallPermission
-from switchboard.core.models import Sender
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,11 @@ from datetime import UTC, datetime
 
 from switchboard.channels.whatsapp.graph import GraphClient
 from switchboard.channels.whatsapp.numbers import wa_number
+from switchboard.channels.whatsapp.senders import Sender, SenderDirectory
 from switchboard.core import policy
 from switchboard.core.errors import ChannelError, NotFound
-from switchboard.core.models import PermissionStatus, Sender
-from switchboard.core.ports import PermissionRecord, PermissionRepository, SenderDirectory
+from switchboard.core.models import PermissionStatus
+from switchboard.core.ports import PermissionRecord, PermissionRepository
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class WhatsAppPermissions:
         self._now = clock
 
     async def sender(self, sender: str) -> Sender:
-        found = await self._senders.get(sender) or await self._senders.by_display_number(sender)
+        found = await self._senders.find(sender)
         if found is None:
             raise NotFound(f"WhatsApp sender {sender!r} is not configured on this server")
         return found

@@ -29,10 +29,11 @@ from switchboard.channels.whatsapp.payloads import (
     contact_name,
 )
 from switchboard.channels.whatsapp.permissions import WhatsAppPermissions
+from switchboard.channels.whatsapp.senders import Sender, SenderDirectory
 from switchboard.channels.whatsapp.signature import matching_secret
-from switchboard.core.control import CallControl
-from switchboard.core.models import Endpoint, EndpointType, ErrorCode, Sender
-from switchboard.core.ports import SenderDirectory, WebhookLedger
+from switchboard.core.control import CallControl, InboundCall
+from switchboard.core.models import Endpoint, EndpointType, ErrorCode
+from switchboard.core.ports import WebhookLedger
 from switchboard.httpapi.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -152,16 +153,19 @@ class WhatsAppWebhooks:
             if val
         }
         await self._control.receive_inbound(
-            endpoint=Endpoint(
-                EndpointType.WHATSAPP,
-                phone_number=wa_number(user) or user,
-                display_name=contact_name(value, call.from_),
-            ),
-            to=value.metadata.display_phone_number or call.to or sender.display_phone_number,
-            sender_id=sender.phone_number_id,
-            peer_call_id=call.id,
-            remote_offer=call.session.sdp,
-            custom_data=custom,
+            InboundCall(
+                endpoint=Endpoint(
+                    EndpointType.WHATSAPP,
+                    phone_number=wa_number(user) or user,
+                    display_name=contact_name(value, call.from_),
+                ),
+                to=value.metadata.display_phone_number or call.to or sender.display_phone_number,
+                peer_call_id=call.id,
+                remote_offer=call.session.sdp,
+                target=sender.inbound,
+                sender_id=sender.phone_number_id,
+                custom_data=custom,
+            )
         )
 
     async def _status(self, status: CallStatus) -> None:

@@ -1,0 +1,374 @@
+"""A call's life: arriving, ringing, answering (both ways), and ending.
+
+Channels report what their peers do (`receive_inbound`, `remote_ringing`, `remote_answered`,
+`remote_hangup`); applications ring, pre-answer, answer and hang up. Every change goes through
+`Services.change`, so events go out after the lock is released.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from switchboard.core import events as ev
+from switchboard.core import state as st
+from switchboard.core.errors import ChannelError, InvalidCallState, MediaError, SwitchboardError
+from switchboard.core.models import (
+    Call,
+    CallState,
+    Direction,
+    Endpoint,
+    ErrorCode,
+    HangupSource,
+    InboundAction,
+    InboundTarget,
+)
+from switchboard.core.operations import Operations
+from switchboard.core.registry import EarlySignal, RemoteAnswered, RemoteHangup, RemoteRinging
+from switchboard.core.services import Services
+from switchboard.core.session import CallSession, RecordingRequest, Stop
+from switchboard.core.timers import TimerKind
+
+log = logging.getLogger(__name__)
+
+MEDIA_CLOSED_GRACE_S = 5.0
+"""After a peer closes its media cleanly, how long to wait for its signalling to end the call."""
+
+SessionHook = Callable[[CallSession], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class InboundCall:
+    """A call from a peer, as a channel reports it."""
+
+    endpoint: Endpoint
+    to: str
+    peer_call_id: str
+    remote_offer: str
+    target: InboundTarget | None
+    """The application the called number is handed to (resolved by the channel)."""
+    sender_id: str | None = None
+    custom_data: dict[str, str] = field(default_factory=dict)
+
+
+class ChannelOp(enum.Enum):
+    PRE_ANSWER = "pre_answer"
+    ANSWER = "answer"
+
+
+def assign_target(call: Call, target: InboundTarget) -> None:
+    """Hand `call` to `target`'s application (kept in the call's chain of targets)."""
+    call.targets.append(target)
+    call.application_id = target.action.value
+    call.calls_configuration_id = target.id if target.action is InboundAction.SUBSCRIPTION else None
+
+
+class Lifecycle:
+    def __init__(self, services: Services, operations: Operations) -> None:
+        self._s = services
+        self._ops = operations
+        self.on_established: list[SessionHook] = []
+        """Run (lock released) after a call is answered: dialogs bridge here."""
+        self.on_ended: list[SessionHook] = []
+        """Run (lock released) after a call ended: dialogs end their other side here."""
+        self.on_ending: list[Callable[[CallSession], None]] = []
+        """Run (lock held) while a call ends, before its final event: pending transfers fail here."""
+
+    # -- inbound ---------------------------------------------------------------------------------------
+
+    async def receive_inbound(self, inbound: InboundCall) -> Call | None:
+        """A call from a peer. Returns the call, or None if it was a repeat or was refused."""
+        s = self._s
+        peer = inbound.peer_call_id
+        if s.registry.knows_peer(peer) or await s.calls.find_by_peer_call_id(peer):
+            log.info("repeated inbound call %s ignored", peer)
+            return None
+        call = Call(
+            id=s.ids(),
+            endpoint=inbound.endpoint,
+            direction=Direction.INBOUND,
+            from_=inbound.endpoint.address,
+            to=inbound.to,
+            sender_id=inbound.sender_id,
+            peer_call_id=peer,
+            custom_data=dict(inbound.custom_data),
+            start_time=s.clock.now(),
+        )
+        channel = s.channels.get(inbound.endpoint.type)
+        refusal = await s.admission.refusal(inbound.target)
+        if channel is None or inbound.target is None or refusal is not None:
+            await self._refuse(call, refusal or f"no channel for {inbound.endpoint.type} calls")
+            return None
+        assign_target(call, inbound.target)
+        session = await s.open_session(call, channel)
+        session.remote_sdp = inbound.remote_offer
+        if not channel.early_media:
+            session.leg.set_sending(False)
+        async with s.change(session):
+            await s.calls.save(call)
+            s.emit(call, ev.CallReceived)
+        await self.replay_early(session)
+        return call
+
+    async def _refuse(self, call: Call, reason: str) -> None:
+        log.warning("refusing inbound call %s from %s: %s", call.peer_call_id, call.from_, reason)
+        st.end(
+            call,
+            CallState.FAILED,
+            self._s.clock.now(),
+            source=HangupSource.PLATFORM,
+            code=ErrorCode.SERVICE_UNAVAILABLE,
+            description=reason,
+        )
+        await self._s.calls.save(call)
+        channel = self._s.channels.get(call.endpoint.type)
+        if channel is not None:
+            try:
+                await channel.reject(call)
+            except ChannelError:
+                log.exception("could not reject call %s", call.peer_call_id)
+
+    # -- what the far end does -------------------------------------------------------------------------
+
+    def _stash(self, peer_call_id: str, signal: EarlySignal) -> None:
+        self._s.registry.stash(peer_call_id, signal, self._s.clock.monotonic())
+
+    async def replay_early(self, session: CallSession) -> None:
+        for signal in self._s.registry.take_early(session.call.peer_call_id or ""):
+            await self._signal(session, signal)
+
+    async def _signal(self, session: CallSession, signal: EarlySignal) -> None:
+        match signal:
+            case RemoteRinging():
+                await self._ringing(session)
+            case RemoteAnswered(sdp_answer=sdp):
+                await self._answered(session, sdp)
+            case RemoteHangup(code=code, description=description):
+                await self._hung_up(session, code, description)
+
+    def was_ended_early(self, peer_call_id: str) -> bool:
+        """Whether a hang-up for this call arrived before the call itself."""
+        return self._s.registry.ended_early(peer_call_id)
+
+    async def remote_signal(self, peer_call_id: str, signal: EarlySignal) -> None:
+        """What the far end of `peer_call_id` did; kept for later if the call is not known yet."""
+        session = self._s.registry.by_peer(peer_call_id)
+        if session is None:
+            self._stash(peer_call_id, signal)
+            return
+        await self._signal(session, signal)
+
+    async def _ringing(self, session: CallSession) -> None:
+        async with self._s.change(session):
+            call = session.call
+            if call.state is CallState.CALLING:
+                st.transition(call, CallState.RINGING, self._s.clock.now(), "ring")
+                await self._s.calls.save(call)
+                self._s.emit(call, ev.CallRinging)
+
+    async def _answered(self, session: CallSession, sdp_answer: str) -> None:
+        """The far end answered a call we placed, with its SDP answer."""
+        s = self._s
+        async with s.change(session):
+            call = session.call
+            if call.state not in st.ANSWERABLE or session.ended:
+                return
+            try:
+                await session.leg.accept_answer(sdp_answer)
+            except MediaError as exc:
+                await self.end(session, ErrorCode.INVALID_REQUEST, f"bad SDP answer: {exc}")
+                return
+            session.deadlines.cancel(TimerKind.CONNECT)
+            await self._establish(session)
+            await s.admission.outcome(call, connected=True)
+            record = session.record_on_answer
+            if record is not None:
+                await self._ops.start_recording_locked(session, record.fmt, record.custom_data)
+
+    async def _hung_up(self, session: CallSession, code: ErrorCode, description: str) -> None:
+        async with self._s.change(session):
+            await self.end(
+                session,
+                code,
+                description or "the far end hung up",
+                source=HangupSource.ENDPOINT,
+                tell_peer=False,
+            )
+
+    # -- what applications do --------------------------------------------------------------------------
+
+    async def send_ringing(self, call_id: str) -> Call:
+        session = await self._s.live(call_id)
+        await self._ringing_checked(session)
+        return session.call
+
+    async def _ringing_checked(self, session: CallSession) -> None:
+        st.require(session.call, frozenset({CallState.CALLING, CallState.RINGING}), "ring")
+        await self._ringing(session)
+
+    async def pre_answer(self, call_id: str) -> Call:
+        s = self._s
+        session = await s.live(call_id)
+        async with s.change(session):
+            call = session.call
+            st.require(call, frozenset({CallState.CALLING, CallState.RINGING}), "pre-answer")
+            await self._pre_accept(session)
+            st.transition(call, CallState.PRE_ESTABLISHED, s.clock.now(), "pre-answer")
+            await s.calls.save(call)
+            s.emit(call, ev.CallPreEstablished)
+            return call
+
+    async def answer(self, call_id: str) -> Call:
+        session = await self._s.live(call_id)
+        async with self._s.change(session):
+            await self.answer_locked(session)
+        return session.call
+
+    async def answer_locked(self, session: CallSession) -> None:
+        call = session.call
+        if call.direction is not Direction.INBOUND:
+            raise InvalidCallState(call.id, call.state.value, "answer an outbound")
+        st.require(call, st.ANSWERABLE, "answer")
+        await self._pre_accept(session)
+        await self._channel_op(session, ChannelOp.ANSWER, await self._local_answer(session))
+        session.leg.set_sending(True)
+        await self._establish(session)
+
+    async def _establish(self, session: CallSession) -> None:
+        s = self._s
+        st.transition(session.call, CallState.ESTABLISHED, s.clock.now(), "answer")
+        if session.max_duration_s is not None:
+            deadline = s.clock.monotonic() + session.max_duration_s
+            session.deadlines.set(TimerKind.MAX_DURATION, deadline)
+        await s.calls.save(session.call)
+        s.emit(session.call, ev.CallEstablished)
+        for hook in self.on_established:
+            session.follow_ups.append(functools.partial(hook, session))
+
+    async def _pre_accept(self, session: CallSession) -> None:
+        if session.pre_answered:
+            return
+        await self._channel_op(session, ChannelOp.PRE_ANSWER, await self._local_answer(session))
+        session.pre_answered = True
+
+    async def _local_answer(self, session: CallSession) -> str:
+        if session.local_sdp is None:
+            if session.remote_sdp is None:
+                raise InvalidCallState(session.id, session.call.state.value, "answer")
+            session.local_sdp = await session.leg.answer(session.remote_sdp)
+        return session.local_sdp
+
+    async def _channel_op(self, session: CallSession, op: ChannelOp, sdp: str) -> None:
+        """Run a signalling action; a peer that fails it fails the call, and the caller hears why."""
+        try:
+            match op:
+                case ChannelOp.PRE_ANSWER:
+                    await session.channel.pre_answer(session.call, sdp)
+                case ChannelOp.ANSWER:
+                    await session.channel.answer(session.call, sdp)
+        except ChannelError as exc:
+            await self.end(session, ErrorCode.SERVICE_UNAVAILABLE, str(exc))
+            raise
+
+    async def hangup(
+        self,
+        call_id: str,
+        *,
+        source: HangupSource = HangupSource.API,
+        code: ErrorCode = ErrorCode.NORMAL_HANGUP,
+        description: str = "hung up through the API",
+    ) -> Call:
+        session = await self._s.live(call_id)
+        async with self._s.change(session):
+            await self.end(session, code, description, source=source)
+        return session.call
+
+    # -- timers and media --------------------------------------------------------------------------------
+
+    async def on_timer(self, session: CallSession, kind: TimerKind) -> None:
+        """A lifecycle deadline passed (the session's lock is held)."""
+        match kind:
+            case TimerKind.CONNECT if session.call.state in st.ANSWERABLE:
+                await self.end(session, ErrorCode.NO_ANSWER, "the callee did not answer in time")
+            case TimerKind.MAX_DURATION:
+                limit = session.max_duration_s
+                await self.end(
+                    session, ErrorCode.NORMAL_HANGUP, f"the call reached its maximum duration of {limit} s"
+                )
+            case TimerKind.MEDIA_CLOSED:
+                await self.end(
+                    session,
+                    ErrorCode.NORMAL_HANGUP,
+                    "the peer ended the media session",
+                    source=HangupSource.ENDPOINT,
+                )
+
+    def media_closed(self, session: CallSession) -> None:
+        deadline = self._s.clock.monotonic() + MEDIA_CLOSED_GRACE_S
+        session.deadlines.set(TimerKind.MEDIA_CLOSED, deadline)
+
+    # -- the end -------------------------------------------------------------------------------------------
+
+    async def end(
+        self,
+        session: CallSession,
+        code: ErrorCode,
+        description: str,
+        *,
+        source: HangupSource = HangupSource.PLATFORM,
+        tell_peer: bool = True,
+    ) -> None:
+        """End the call (its lock is held): tell the peer, finish operations, close media, save the
+        final state and its CDR, and queue the final event. Idempotent."""
+        s = self._s
+        call = session.call
+        if session.ended:
+            return
+        session.ended = True
+        s.registry.remove(session)
+        answered = call.answer_time is not None
+        if tell_peer:
+            await self._tell_peer_end(session)
+        session.deadlines.clear()
+        await self._ops.finish_all(session)
+        for ending in self.on_ending:
+            ending(session)
+        call.media = session.leg.diagnostics().as_dict()
+        try:
+            await session.leg.close()
+        except Exception:
+            log.exception("closing media of call %s failed", call.id)
+        final = st.final_state_for(call, code)
+        st.end(call, final, s.clock.now(), source=source, code=code, description=description)
+        await s.calls.save(call)
+        if call.direction is Direction.OUTBOUND and not answered:
+            await s.admission.outcome(call, connected=False)
+        s.emit(call, ev.CallFinished if final is CallState.FINISHED else ev.CallFailed)
+        session.inbox.put_nowait(Stop())
+        for hook in self.on_ended:
+            session.follow_ups.append(functools.partial(hook, session))
+
+    async def _tell_peer_end(self, session: CallSession) -> None:
+        call = session.call
+        try:
+            if call.direction is Direction.INBOUND and call.state in (CallState.CALLING, CallState.RINGING):
+                await session.channel.reject(call)
+            else:
+                await session.channel.hangup(call)
+        except ChannelError:
+            log.exception("could not tell the peer that call %s ended", call.id)
+
+    async def shutdown(self) -> None:
+        """End every live call (the process is stopping)."""
+        for session in self._s.registry.live():
+            try:
+                async with self._s.change(session):
+                    await self.end(session, ErrorCode.SERVICE_UNAVAILABLE, "the platform is shutting down")
+            except SwitchboardError:
+                log.exception("could not end call %s at shutdown", session.id)
+
+
+__all__ = ["ChannelOp", "InboundCall", "Lifecycle", "RecordingRequest", "assign_target"]

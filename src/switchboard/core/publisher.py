@@ -1,0 +1,76 @@
+"""Ordered, re-entrant publication of a call's events.
+
+A change to a call queues its events while the call's lock is held; `flush` publishes them once the lock
+is released, oldest first, one call's events never overtaking each other. Handlers may act on the same
+call: their new events join the queue that is being published (a handler never waits for itself). Any
+other task that flushes while another task publishes waits until its own events are out, so an action
+returns only once its events are stored. A durable handler's failure is raised to the flush that the
+event belongs to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass, field
+
+from switchboard.core.bus import EventBus
+from switchboard.core.events import CallEvent
+
+
+@dataclass(slots=True, eq=False)
+class _Item:
+    event: CallEvent
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    error: BaseException | None = None
+
+
+@dataclass(slots=True)
+class _Stream:
+    pending: deque[_Item] = field(default_factory=deque)
+    publisher: asyncio.Task[object] | None = None
+
+
+class EventPublisher:
+    def __init__(self, bus: EventBus) -> None:
+        self._bus = bus
+        self._streams: dict[str, _Stream] = {}
+
+    def queue(self, key: str, event: CallEvent) -> None:
+        """Add `event` to the stream `key` (a call id); it goes out at the next `flush(key)`."""
+        stream = self._streams.get(key)
+        if stream is None:
+            stream = self._streams[key] = _Stream()
+        stream.pending.append(_Item(event))
+
+    async def flush(self, key: str) -> None:
+        stream = self._streams.get(key)
+        if stream is None:
+            return
+        mine = list(stream.pending)
+        current = asyncio.current_task()
+        if stream.publisher is current:
+            return
+        if stream.publisher is None:
+            stream.publisher = current
+            try:
+                await self._drain(stream)
+            finally:
+                stream.publisher = None
+                if not stream.pending:
+                    self._streams.pop(key, None)
+        for item in mine:
+            await item.done.wait()
+        errors = [item.error for item in mine if item.error is not None]
+        if errors:
+            raise errors[0]
+
+    async def _drain(self, stream: _Stream) -> None:
+        while stream.pending:
+            item = stream.pending.popleft()
+            try:
+                await self._bus.publish(item.event)
+            except Exception as exc:
+                item.error = exc
+            finally:
+                item.done.set()
