@@ -138,7 +138,7 @@ async def test_migrate_from_empty_to_head_matches_the_models(url: str) -> None:
                 assert sync.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0002"
                 diff = compare_metadata(MigrationContext.configure(sync), target_metadata())
                 assert diff == [], (
-                    "the migrations lag the models; run: python -m switchboard.store regenerate"
+                    "the migrations lag the models; add a revision (alembic revision --autogenerate)"
                 )
 
             await connection.run_sync(check)
@@ -384,3 +384,27 @@ async def test_restart_keeps_finished_calls(url: str) -> None:
         assert await SqlWebhookLedger(second).first_time("wamid.1") is False
     finally:
         await second.close()
+
+
+async def test_senders_move_to_channel_records_when_upgraded_from_0001(url: str) -> None:
+    await migrate(url, "0001")
+    db = Database(url)
+    now = datetime.now(UTC)
+    async with db.session() as s:
+        await s.execute(
+            text(
+                "INSERT INTO senders (phone_number_id, display_phone_number, display_digits, waba_id, "
+                "access_token, app_secret, verify_token, graph_api_url, inbound_action, "
+                "inbound_calls_configuration_id, created_at, updated_at) VALUES ('pnid-7', '+1 555 0107', "
+                "'15550107', 'waba', 'token', 'secret', 'verify', 'http://127.0.0.1:9', 'SUBSCRIPTION', "
+                "'app-7', :now, :now)"
+            ),
+            {"now": now},
+        )
+    await db.close()
+    await migrate(url)
+    db = Database(url)
+    sender = await SenderDirectory(SqlChannelRecords(db)).get("pnid-7")
+    await db.close()
+    assert sender is not None and sender.access_token == "token" and sender.app_secret == "secret"
+    assert sender.inbound == InboundTarget(InboundAction.SUBSCRIPTION, "app-7")

@@ -74,10 +74,11 @@ async def _with_connection(url: str, config: Config, run: object) -> None:
         await engine.dispose()
 
 
-async def migrate(url: str) -> None:
-    """Upgrade the database at `url` (sqlite+aiosqlite or postgresql+asyncpg) to the newest revision."""
+async def migrate(url: str, revision: str = "head") -> None:
+    """Upgrade the database at `url` (sqlite+aiosqlite or postgresql+asyncpg) to `revision` (the newest
+    by default)."""
     config = alembic_config(url)
-    await _with_connection(url, config, lambda cfg: command.upgrade(cfg, "head"))
+    await _with_connection(url, config, lambda cfg: command.upgrade(cfg, revision))
 
 
 async def regenerate_initial(message: str = "initial schema") -> Path:

@@ -27,6 +27,14 @@ _INBOUND_IDS = {
 }
 
 
+def _as_datetime(value: object) -> datetime | None:
+    """A timestamp as read back by a raw query (SQLite returns text)."""
+    if isinstance(value, str):
+        parsed = datetime.fromisoformat(value)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return value if isinstance(value, datetime) else None
+
+
 def upgrade() -> None:
     records = op.create_table(
         "channel_records",
@@ -61,7 +69,7 @@ def upgrade() -> None:
                         else None,
                     },
                 },
-                "created_at": row["created_at"] or now,
+                "created_at": _as_datetime(row["created_at"]) or now,
                 "updated_at": now,
             }
             for row in senders
