@@ -17,6 +17,36 @@ from fastapi import FastAPI, Request
 log = logging.getLogger(__name__)
 
 GREETING = "Welcome to Switchboard. Please enter some digits, then press the hash key."
+CONFIGURATION_NAME = "Sample app"
+SUBSCRIPTION_NAME = "sample app events"
+SUBSCRIPTIONS = "/subscriptions/1/subscription/VOICE_VIDEO"
+SUBSCRIBED_EVENTS = [
+    "CALL_RECEIVED",
+    "CALL_ESTABLISHED",
+    "CALL_FINISHED",
+    "CALL_FAILED",
+    "SAY_FINISHED",
+    "PLAY_FINISHED",
+    "DTMF_CAPTURED",
+]
+
+
+class SetupError(RuntimeError):
+    """The server refused a set-up request; the message says which and why."""
+
+
+def _raise_for_status(response: httpx.Response) -> None:
+    if response.status_code >= 400:
+        request = response.request
+        raise SetupError(f"{request.method} {request.url.path} -> {response.status_code} {response.text}")
+
+
+def _is_ours(subscription: dict[str, Any], configuration_id: str) -> bool:
+    """A subscription this app made: its name, for its calls configuration."""
+    criteria = subscription.get("criteria") or []
+    return subscription.get("name") == SUBSCRIPTION_NAME and any(
+        c.get("callsConfigurationId") == configuration_id for c in criteria
+    )
 
 
 @dataclass
@@ -29,33 +59,63 @@ class SampleApp:
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"App {self.api_key}"}
 
+    async def request(
+        self, method: str, path: str, body: dict[str, Any] | None = None, **params: int
+    ) -> httpx.Response:
+        url = f"{self.api_url}{path}"
+        return await self.http.request(method, url, json=body, params=params, headers=self._headers())
+
     async def post(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        response = await self.http.post(f"{self.api_url}{path}", json=body or {}, headers=self._headers())
+        response = await self.request("POST", path, body or {})
         if response.status_code >= 400:
             log.warning("POST %s -> %s %s", path, response.status_code, response.text)
         data = response.json() if response.content else {}
         return data if isinstance(data, dict) else {}
 
     async def setup(self, notify_url: str, configuration_id: str = "sample-app") -> None:
-        """Create the calls configuration and the subscription that sends its events to us."""
-        await self.post("/calls/1/configurations", {"id": configuration_id, "name": "Sample app"})
-        await self.post(
-            "/subscriptions/1/subscription/VOICE_VIDEO",
-            {
-                "name": "sample app events",
-                "events": [
-                    "CALL_RECEIVED",
-                    "CALL_ESTABLISHED",
-                    "CALL_FINISHED",
-                    "CALL_FAILED",
-                    "SAY_FINISHED",
-                    "PLAY_FINISHED",
-                    "DTMF_CAPTURED",
-                ],
-                "criteria": [{"callsConfigurationId": configuration_id}],
-                "profile": {"webhook": {"notifyUrl": notify_url}},
-            },
-        )
+        """Make sure the calls configuration and the one subscription that sends its events to
+        `notify_url` exist. Safe on every start against a kept database: what an earlier start made is
+        found and updated, never added a second time (two subscriptions would deliver every event twice)."""
+        await self._ensure_configuration(configuration_id)
+        await self._ensure_subscription(notify_url, configuration_id)
+
+    async def _ensure_configuration(self, configuration_id: str) -> None:
+        path = f"/calls/1/configurations/{configuration_id}"
+        response = await self.request("PUT", path, {"name": CONFIGURATION_NAME})
+        if response.status_code == 404:
+            response = await self.request(
+                "POST", "/calls/1/configurations", {"id": configuration_id, "name": CONFIGURATION_NAME}
+            )
+        _raise_for_status(response)
+
+    async def _ensure_subscription(self, notify_url: str, configuration_id: str) -> None:
+        body = {
+            "name": SUBSCRIPTION_NAME,
+            "events": SUBSCRIBED_EVENTS,
+            "criteria": [{"callsConfigurationId": configuration_id}],
+            "profile": {"webhook": {"notifyUrl": notify_url}},
+        }
+        ours = [s for s in await self._subscriptions() if _is_ours(s, configuration_id)]
+        if not ours:
+            _raise_for_status(await self.request("POST", SUBSCRIPTIONS, body))
+            return
+        keep, *duplicates = ours
+        _raise_for_status(await self.request("PUT", f"{SUBSCRIPTIONS}/{keep['subscriptionId']}", body))
+        for duplicate in duplicates:
+            path = f"{SUBSCRIPTIONS}/{duplicate['subscriptionId']}"
+            _raise_for_status(await self.request("DELETE", path))
+
+    async def _subscriptions(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        page = 0
+        while True:
+            response = await self.request("GET", SUBSCRIPTIONS, page=page, size=100)
+            _raise_for_status(response)
+            data = response.json()
+            found.extend(data["results"])
+            page += 1
+            if page >= data["paging"]["totalPages"]:
+                return found
 
     async def handle(self, event: dict[str, Any]) -> None:
         self.events.append(event)
