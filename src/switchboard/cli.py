@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from switchboard.config import ConfigError, Settings, load_settings
+from switchboard.errors import SwitchboardError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,10 +44,12 @@ def _serve_settings(args: argparse.Namespace) -> Settings:
 
 async def _serve(settings: Settings) -> None:
     from switchboard.server import Server
+    from switchboard.store.preflight import display_url, prepare_database
 
+    await prepare_database(settings.database_url)
     server = Server(settings)
     print(f"Switchboard listening on {server.url}  (API docs: {server.url}/docs)", flush=True)
-    print(f"database: {settings.database_url}", flush=True)
+    print(f"database: {display_url(settings.database_url)}", flush=True)
     print(f"Meta webhooks (calls, messages): {settings.public_url}/webhooks/whatsapp", flush=True)
     if not settings.api.keys:
         print("warning: no API keys configured ([api] keys): every API request is refused", flush=True)
@@ -63,10 +66,13 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         if args.command == "serve":
-            asyncio.run(_serve(_serve_settings(args)))
+            settings = _serve_settings(args)
+            settings.server.data_dir.mkdir(parents=True, exist_ok=True)
+            asyncio.run(_serve(settings))
         elif args.command == "demo":
             from switchboard.demo.run import run_demo
 
+            args.data_dir.mkdir(parents=True, exist_ok=True)
             asyncio.run(run_demo(args.port, args.emulator_port, args.app_port, args.data_dir))
         elif args.command == "emulator":
             from switchboard.emulator.cli import main as emulator_main
@@ -75,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
         return 2
+    except SwitchboardError as exc:
+        print(f"switchboard: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 0
     except OSError as exc:

@@ -12,6 +12,7 @@ from switchboard.config import load_settings
 from switchboard.demo.app import SampleApp, create_app
 from switchboard.emulator import MetaEmulator
 from switchboard.server import Server
+from switchboard.store.preflight import prepare_database
 
 PHONE_NUMBER_ID = "100200300"
 DISPLAY_NUMBER = "15550100200"
@@ -46,6 +47,7 @@ async def run_demo(port: int, emulator_port: int, app_port: int, data_dir: Path)
             },
         }
     )
+    await prepare_database(settings.database_url)
     sample = SampleApp(server_url, api_key)
     app_server = uvicorn.Server(
         uvicorn.Config(create_app(sample), host="127.0.0.1", port=app_port, log_level="warning")
