@@ -2,20 +2,24 @@
 
 It is a separate HTTP service: it receives Infobip-shaped webhooks from the server and drives calls
 through the REST API with an API key, exactly as it would against any Infobip-compatible platform.
-Flow: answer, greet, play a short tone, capture digits ending with #, read them back, hang up.
+Flow: answer, greet, capture digits ending with #, read them back, hang up.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import dataclass, field
+from html import escape
 from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
 
 log = logging.getLogger(__name__)
 
+RECENT_EVENTS = 50
 GREETING = "Welcome to Switchboard. Please enter some digits, then press the hash key."
 CONFIGURATION_NAME = "Sample app"
 SUBSCRIPTION_NAME = "sample app events"
@@ -53,7 +57,8 @@ def _is_ours(subscription: dict[str, Any], configuration_id: str) -> bool:
 class SampleApp:
     api_url: str
     api_key: str
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_EVENTS))
+    received: int = 0
     http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=10))
 
     def _headers(self) -> dict[str, str]:
@@ -119,6 +124,7 @@ class SampleApp:
 
     async def handle(self, event: dict[str, Any]) -> None:
         self.events.append(event)
+        self.received += 1
         call_id = event.get("callId", "")
         kind = event.get("type")
         props = event.get("properties") or {}
@@ -141,8 +147,43 @@ class SampleApp:
             await self.post(f"{base}/hangup")
 
 
+_PAGE = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Switchboard sample app</title>
+<style>body {{ font-family: sans-serif; max-width: 50rem; margin: 2rem auto; }}
+td, th {{ text-align: left; padding: 0 .6em; }}
+code {{ background: #f3f3f3; padding: 0 .2em; }}</style></head>
+<body>
+<h1>Switchboard sample app</h1>
+<p>A business's own app, driving calls through the Calls API at <code>{api_url}</code>: it answers,
+greets the caller, captures digits ending with #, reads them back and hangs up.</p>
+<p>The server sends this app's events to <code>POST /events</code>
+(<a href="/events">the last {recent} as JSON</a>). Events received: {received}.</p>
+<table><tr><th>event</th><th>call</th><th>time</th></tr>{rows}</table>
+</body>
+</html>
+"""
+
+
+def _row(event: dict[str, Any]) -> str:
+    cells = (event.get("type"), event.get("callId"), event.get("timestamp"))
+    return "<tr>" + "".join(f"<td>{escape(str(c or ''))}</td>" for c in cells) + "</tr>"
+
+
 def create_app(sample: SampleApp) -> FastAPI:
     app = FastAPI(title="Switchboard sample app")
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> HTMLResponse:
+        rows = "".join(_row(e) for e in reversed(sample.events)) or "<tr><td>none yet</td></tr>"
+        page = _PAGE.format(
+            api_url=escape(sample.api_url), recent=RECENT_EVENTS, received=sample.received, rows=rows
+        )
+        return HTMLResponse(page)
+
+    @app.get("/events")
+    async def recent_events() -> dict[str, Any]:
+        return {"received": sample.received, "recent": list(sample.events)}
 
     @app.post("/events")
     async def events(request: Request) -> dict[str, str]:

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from ._control import add_control_routes
 from ._graph import create_graph_app
+from ._home import add_home_route
 from ._phone import add_phone_routes
 from ._state import BusinessNumber, EmulatorState, Faults, PermissionRecord, RecordedRequest
 from ._user import WhatsAppUser, close_call
@@ -55,6 +56,7 @@ class MetaEmulator:
             ring_timeout=ring_timeout,
         )
         self.app: FastAPI = create_graph_app(self.state)
+        add_home_route(self.app, self.state)
         add_phone_routes(self.app, self.state)
         add_control_routes(self.app, self.state)
         self._server: uvicorn.Server | None = None
