@@ -1,4 +1,4 @@
-"""`switchboard serve | demo | emulator ...`."""
+"""`switchboard serve | demo | emulator`."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--app-port", type=int, default=8082)
     demo.add_argument("--data-dir", type=Path, default=Path("switchboard-data"))
 
-    emulator = sub.add_parser("emulator", help="the Meta Cloud API emulator (run, call, ...)")
-    emulator.add_argument("args", nargs=argparse.REMAINDER)
+    # Its arguments, --help included, go to the emulator's own parser (see `main`).
+    sub.add_parser("emulator", add_help=False, help="the Meta Cloud API emulator: serve, call")
     return parser
 
 
@@ -57,7 +57,10 @@ async def _serve(settings: Settings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "emulator":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -77,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "emulator":
             from switchboard.emulator.cli import main as emulator_main
 
-            return emulator_main(args.args)
+            return emulator_main(rest)
     except ConfigError as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
         return 2
