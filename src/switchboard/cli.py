@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
+import socket
 import sys
 from pathlib import Path
 
 from switchboard.config import ConfigError, Settings, load_settings
 from switchboard.errors import SwitchboardError
+
+
+class PortInUse(SwitchboardError):
+    """A component's port is taken; the message names the component, the port and the option to change."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,6 +48,27 @@ def _serve_settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, overrides=overrides)
 
 
+def _require_free_ports(host: str, ports: list[tuple[str, int, str]]) -> None:
+    """Fail before starting anything if one of `(component, port, option)` cannot be listened on."""
+    seen: dict[int, str] = {}
+    for component, port, option in ports:
+        if port and port in seen:
+            raise PortInUse(f"the {seen[port]} and the {component} were both given port {port}")
+        seen[port] = component
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                raise PortInUse(
+                    f"port {port} on {host} is already in use, so the {component} cannot listen there; "
+                    f"stop what holds it or choose another port with {option}"
+                ) from None
+
+
 async def _serve(settings: Settings) -> None:
     from switchboard.server import Server
     from switchboard.store.preflight import display_url, prepare_database
@@ -54,6 +81,29 @@ async def _serve(settings: Settings) -> None:
     if not settings.api.keys:
         print("warning: no API keys configured ([api] keys): every API request is refused", flush=True)
     await server.serve()
+
+
+def _run_serve(args: argparse.Namespace) -> None:
+    settings = _serve_settings(args)
+    port = settings.server.port
+    _require_free_ports(settings.server.host, [("server", port, "--port (or [server] port)")])
+    settings.server.data_dir.mkdir(parents=True, exist_ok=True)
+    asyncio.run(_serve(settings))
+
+
+def _run_demo(args: argparse.Namespace) -> None:
+    _require_free_ports(
+        "127.0.0.1",
+        [
+            ("server", args.port, "--port"),
+            ("Meta emulator", args.emulator_port, "--emulator-port"),
+            ("sample app", args.app_port, "--app-port"),
+        ],
+    )
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    from switchboard.demo.run import run_demo
+
+    asyncio.run(run_demo(args.port, args.emulator_port, args.app_port, args.data_dir))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,14 +119,9 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         if args.command == "serve":
-            settings = _serve_settings(args)
-            settings.server.data_dir.mkdir(parents=True, exist_ok=True)
-            asyncio.run(_serve(settings))
+            _run_serve(args)
         elif args.command == "demo":
-            from switchboard.demo.run import run_demo
-
-            args.data_dir.mkdir(parents=True, exist_ok=True)
-            asyncio.run(run_demo(args.port, args.emulator_port, args.app_port, args.data_dir))
+            _run_demo(args)
         elif args.command == "emulator":
             from switchboard.emulator.cli import main as emulator_main
 

@@ -21,6 +21,13 @@ from ._user import WhatsAppUser, close_call
 from ._webhooks import WebhookSender
 
 
+class PortUnavailable(OSError):
+    """The emulator's address cannot be bound; the message names it."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
 class MetaEmulator:
     """Plays Meta's Cloud API for a server under test.
 
@@ -112,7 +119,13 @@ class MetaEmulator:
     async def start(self) -> None:
         sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
+        try:
+            sock.bind((self.host, self.port))
+        except OSError as exc:
+            sock.close()
+            raise PortUnavailable(
+                exc.errno, f"the Meta emulator cannot listen on {self.host}:{self.port}: {exc.strerror}"
+            ) from None
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="warning", lifespan="off")
         self._server = uvicorn.Server(config)
