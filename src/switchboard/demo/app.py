@@ -17,6 +17,8 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 
+from switchboard.errors import SwitchboardError
+
 log = logging.getLogger(__name__)
 
 RECENT_EVENTS = 50
@@ -35,7 +37,7 @@ SUBSCRIBED_EVENTS = [
 ]
 
 
-class SetupError(RuntimeError):
+class SetupError(SwitchboardError):
     """The server refused a set-up request; the message says which and why."""
 
 
