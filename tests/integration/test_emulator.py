@@ -484,7 +484,8 @@ async def test_phone_page_browser_call(env: tuple[Business, MetaEmulator], tmp_p
             )
             assert response.status_code == 200
             await page.wait_for_function(
-                "document.getElementById('status').textContent === 'media: connected'",
+                "document.getElementById('call-state').textContent === 'accepted'"
+                " && document.getElementById('media-state').textContent === 'connected'",
                 timeout=15000,
             )
             await asyncio.sleep(2.0)

@@ -14,10 +14,18 @@ from fastapi import FastAPI
 
 from ._control import add_control_routes
 from ._graph import create_graph_app
+from ._home import add_home_route
 from ._phone import add_phone_routes
 from ._state import BusinessNumber, EmulatorState, Faults, PermissionRecord, RecordedRequest
 from ._user import WhatsAppUser, close_call
 from ._webhooks import WebhookSender
+
+
+class PortUnavailable(OSError):
+    """The emulator's address cannot be bound; the message names it."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 class MetaEmulator:
@@ -55,6 +63,7 @@ class MetaEmulator:
             ring_timeout=ring_timeout,
         )
         self.app: FastAPI = create_graph_app(self.state)
+        add_home_route(self.app, self.state)
         add_phone_routes(self.app, self.state)
         add_control_routes(self.app, self.state)
         self._server: uvicorn.Server | None = None
@@ -110,7 +119,13 @@ class MetaEmulator:
     async def start(self) -> None:
         sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
+        try:
+            sock.bind((self.host, self.port))
+        except OSError as exc:
+            sock.close()
+            raise PortUnavailable(
+                exc.errno, f"the Meta emulator cannot listen on {self.host}:{self.port}: {exc.strerror}"
+            ) from None
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="warning", lifespan="off")
         self._server = uvicorn.Server(config)

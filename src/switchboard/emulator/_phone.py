@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 from importlib import resources
 from typing import Any
 
@@ -41,6 +42,15 @@ class BrowserCall(CallBase):
         self.answer_sdp = sdp
 
     async def _close_media(self) -> None:
+        return None
+
+
+def _client_address(request: Request) -> str | None:
+    """The browser's IP address as this server saw it, if the transport gave one."""
+    host = request.client.host if request.client else None
+    try:
+        return str(ipaddress.ip_address(host)) if host else None
+    except ValueError:
         return None
 
 
@@ -76,7 +86,7 @@ def add_phone_routes(app: FastAPI, state: EmulatorState) -> None:
         wa_id = str(body.get("wa_id") or "15550001111")
         user = state.users.get(wa_id) or WhatsAppUser(state, wa_id, str(body.get("name") or "Browser"))
         call = BrowserCall(state, number, user, "USER_INITIATED")
-        offer = _sdp.browser_offer(sdp)
+        offer = _sdp.browser_offer(sdp, _client_address(request))
         call._set_state("RINGING")
         call._spawn(call._accept_timer())
         call._spawn(

@@ -89,8 +89,21 @@ def meta_answer(sdp: str, offer: str) -> str:
     return join_lines(out)
 
 
-def browser_offer(sdp: str) -> str:
-    """A browser's offer as Meta would relay it: Opus + telephone-event/8000 only, PTs unchanged."""
+def _without_mdns(line: str, browser_address: str) -> str:
+    """`a=candidate` with an mDNS host name (`<uuid>.local`) given `browser_address` instead."""
+    fields = line.split(" ")
+    if line.startswith("a=candidate:") and len(fields) > 5 and fields[4].lower().endswith(".local"):
+        fields[4] = browser_address
+    return " ".join(fields)
+
+
+def browser_offer(sdp: str, browser_address: str | None = None) -> str:
+    """A browser's offer as Meta would relay it: Opus + telephone-event/8000 only, PTs unchanged.
+
+    Meta relays addresses, never mDNS names. A browser without microphone permission hides its host
+    candidates behind `<uuid>.local` names (and listens on every address), so with `browser_address`
+    (where the emulator saw the browser's request come from) each such name becomes that address.
+    """
     keep = {
         pt
         for pt in (
@@ -109,5 +122,5 @@ def browser_offer(sdp: str) -> str:
         attr = _PT_ATTR.match(line)
         if attr and int(attr.group(1)) not in keep:
             continue
-        out.append(line)
+        out.append(line if browser_address is None else _without_mdns(line, browser_address))
     return join_lines(out)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -132,4 +133,10 @@ def main(argv: list[str]) -> int:
         )
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:
+        print(f"switchboard emulator: {exc}", file=sys.stderr)
+        return 1
+    except httpx.TransportError as exc:
+        print(f"switchboard emulator: cannot reach the emulator at {args.emulator}: {exc}", file=sys.stderr)
+        return 1
     return 0 if result.get("end_status") == "COMPLETED" else 1

@@ -72,3 +72,13 @@ def test_telephone_event_packets_follow_rfc_4733() -> None:
 def test_dominant_frequency() -> None:
     assert abs(dominant_frequency(tone(1000, 0.5)) - 1000) < 5
     assert dominant_frequency(np.zeros(100, dtype=np.int16)) == 0.0
+
+
+def test_browser_offer_gives_mdns_candidates_the_browsers_address() -> None:
+    hidden = AIORTC_OFFER.replace(
+        "127.0.0.1 40000 typ host", "9558b4c3-68d6-4611-bb8c-f76aaea169df.local 40000 typ host"
+    )
+    result = browser_offer(hidden, "192.0.2.7")
+    assert "a=candidate:1 1 udp 2130706431 192.0.2.7 40000 typ host\r\n" in result
+    assert ".local" not in result
+    assert browser_offer(AIORTC_OFFER, "192.0.2.7").count("127.0.0.1 40000") == 1
