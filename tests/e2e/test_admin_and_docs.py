@@ -44,6 +44,13 @@ async def test_senders_admin_api(platform: Platform) -> None:
     assert (await platform.api.put("/admin/1/senders/555000111", json=changed)).status_code == 200
     one = (await platform.api.get("/admin/1/senders/555000111")).json()
     assert one["inbound"] == {"action": "CALL_ROUTING", "routeId": "r1"}
+    queue = {**NEW_SENDER, "inbound": {"action": "CONTACT_CENTER", "queueId": "q-1"}}
+    assert (await platform.api.put("/admin/1/senders/555000111", json=queue)).status_code == 200
+    one = (await platform.api.get("/admin/1/senders/555000111")).json()
+    assert one["inbound"] == {"action": "CONTACT_CENTER", "queueId": "q-1"}
+    no_queue = {**NEW_SENDER, "inbound": {"action": "CONTACT_CENTER"}}
+    refused = await platform.api.put("/admin/1/senders/555000111", json=no_queue)
+    assert refused.status_code == 400 and "inbound.queueId" in refused.text
     by_number = await platform.api.get("/whatsapp/1/senders/15550001111/calls/15550001234/permissions")
     assert by_number.status_code == 200 and by_number.json()["status"] == "NO_PERMISSION"
 

@@ -51,6 +51,11 @@ def test_a_full_file_loads(tmp_path: Path) -> None:
             "whatsapp.senders[0].inbound: action SUBSCRIPTION needs calls_configuration_id",
         ),
         (SENDER.replace('"SUBSCRIPTION"', '"PSTN"'), "whatsapp.senders[0].inbound.action"),
+        (
+            SENDER.replace('"SUBSCRIPTION", calls_configuration_id = "app"', '"CONTACT_CENTER"'),
+            "whatsapp.senders[0].inbound: action CONTACT_CENTER needs queue_id",
+        ),
+        ('[media]\nengine = "rtpengine"\n', "media.engine: Input should be 'embedded'"),
         ("[server\n", "is not valid TOML"),
     ],
 )
@@ -74,3 +79,12 @@ def test_cli_reports_a_bad_config_and_exits_2(tmp_path: Path, capsys: pytest.Cap
     assert "server.port" in capsys.readouterr().err
     assert main(["serve", "--config", str(tmp_path / "missing.toml")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_every_inbound_action_names_its_target(tmp_path: Path) -> None:
+    queue = SENDER.replace(
+        '"SUBSCRIPTION", calls_configuration_id = "app"', '"CONTACT_CENTER", queue_id = "q1"'
+    )
+    routing = SENDER.replace('"SUBSCRIPTION", calls_configuration_id = "app"', '"CALL_ROUTING"')
+    assert load_settings(write(tmp_path, queue), environ={}).whatsapp.senders[0].inbound.target_id == "q1"
+    assert load_settings(write(tmp_path, routing), environ={}).whatsapp.senders[0].inbound.target_id is None
