@@ -21,7 +21,7 @@ from switchboard.core.events import CallEvent
 @dataclass(slots=True, eq=False)
 class _Item:
     event: CallEvent
-    done: asyncio.Event = field(default_factory=asyncio.Event)
+    done: bool = False
     error: BaseException | None = None
 
 
@@ -29,6 +29,12 @@ class _Item:
 class _Stream:
     pending: deque[_Item] = field(default_factory=deque)
     publisher: asyncio.Task[object] | None = None
+    progress: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set (then replaced) whenever an event is out or the publishing task stops."""
+
+    def wake(self) -> None:
+        self.progress.set()
+        self.progress = asyncio.Event()
 
 
 class EventPublisher:
@@ -51,16 +57,20 @@ class EventPublisher:
         current = asyncio.current_task()
         if stream.publisher is current:
             return
-        if stream.publisher is None:
-            stream.publisher = current
-            try:
-                await self._drain(stream)
-            finally:
-                stream.publisher = None
-                if not stream.pending:
-                    self._streams.pop(key, None)
-        for item in mine:
-            await item.done.wait()
+        # Publish, or wait for the task that does; take over if that task stops before our events are
+        # out (it was cancelled).
+        while not all(item.done for item in mine):
+            if stream.publisher is None:
+                stream.publisher = current
+                try:
+                    await self._drain(stream)
+                finally:
+                    stream.publisher = None
+                    stream.wake()
+                    if not stream.pending and self._streams.get(key) is stream:
+                        del self._streams[key]
+            else:
+                await stream.progress.wait()
         errors = [item.error for item in mine if item.error is not None]
         if errors:
             raise errors[0]
@@ -73,4 +83,5 @@ class EventPublisher:
             except Exception as exc:
                 item.error = exc
             finally:
-                item.done.set()
+                item.done = True
+                stream.wake()
