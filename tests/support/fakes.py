@@ -253,7 +253,7 @@ class FakeChannel:
         self.sender_id = sender_id
         self.ops: list[tuple[str, str]] = []
         self.failures: dict[str, ChannelError] = {}
-        self.gates: dict[tuple[str, str], asyncio.Event] = {}
+        self.gates: dict[tuple[str, str | None], asyncio.Event] = {}
         self.on_dial: ChannelHook | None = None
         """Run inside `dial` with the new peer call id, before it returns (webhooks that overtake the
         Graph API's answer)."""
@@ -262,8 +262,8 @@ class FakeChannel:
     def fail(self, op: str, message: str = "the peer refused", *, code: int | None = None) -> None:
         self.failures[op] = ChannelError(message, code=code)
 
-    def block(self, op: str, call_id: str) -> asyncio.Event:
-        """Hold `op` on `call_id` until the returned event is set."""
+    def block(self, op: str, call_id: str | None = None) -> asyncio.Event:
+        """Hold `op` on `call_id` (on every call if None) until the returned event is set."""
         gate = self.gates[op, call_id] = asyncio.Event()
         return gate
 
@@ -272,7 +272,7 @@ class FakeChannel:
 
     async def _do(self, op: str, call: Call, *, needs_peer: bool = True) -> None:
         self.ops.append((op, call.id))
-        gate = self.gates.get((op, call.id))
+        gate = self.gates.get((op, call.id)) or self.gates.get((op, None))
         if gate is not None:
             await gate.wait()
         error = self.failures.get(op)
