@@ -118,3 +118,4 @@ class Outbound:
             await session.channel.hangup(call)
         except ChannelError:
             log.exception("could not hang up call %s, ended while it was dialled", call.id)
+        await self._s.admission.outcome(call, connected=False)
