@@ -124,6 +124,7 @@ class Operations:
         if playback is not None and playback.stop_on is not None:
             playback.captured += event.digit
             if event.digit in playback.stop_on:
+                playback.stop_on = None  # keys after the terminator are not this playback's
                 await session.leg.stop_play()
         capture = session.capture
         if capture is not None:
