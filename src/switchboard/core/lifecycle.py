@@ -348,7 +348,9 @@ class Lifecycle:
             # Only a call that reached the peer went unanswered; one whose dial failed did not.
             await s.admission.outcome(call, connected=False)
         s.emit(call, ev.CallFinished if final is CallState.FINISHED else ev.CallFailed)
-        session.inbox.put_nowait(Stop())
+        if session.recording is None:
+            session.inbox.put_nowait(Stop())
+        # else the executor stops once the engine has reported the file (`on_recording_finished`).
         for hook in self.on_ended:
             session.follow_ups.append(functools.partial(hook, session))
 

@@ -15,7 +15,7 @@ from switchboard.core.content import Content, SpeechContent
 from switchboard.core.dtmf_capture import CaptureResult, DtmfCapture
 from switchboard.core.errors import InvalidCallState, MediaError
 from switchboard.core.services import Services
-from switchboard.core.session import CallSession, Capture, Playback, Recording
+from switchboard.core.session import CallSession, Capture, Playback, Recording, Stop
 from switchboard.core.timers import TimerKind
 from switchboard.media.engine import (
     DtmfReceived,
@@ -209,6 +209,8 @@ class Operations:
             size=event.size,
             custom_data=custom,
         )
+        if session.ended and session.recording is None:
+            session.inbox.put_nowait(Stop())
 
     def on_playback_finished(self, session: CallSession, event: PlaybackFinished) -> None:
         if session.playback is not None and session.playback.id == event.playback_id:
@@ -218,7 +220,7 @@ class Operations:
 
     async def finish_all(self, session: CallSession) -> None:
         """The call is ending: report unfinished operations and stop the recording (its file is then
-        reported by `RecordingFinished`)."""
+        reported by `RecordingFinished`, which the call's executor waits for)."""
         self._end_playback(session, duration_ms=0, completed=False)
         if session.capture is not None:
             self._end_capture(session, CaptureResult(session.capture.machine.digits, timeout=True))
@@ -227,3 +229,4 @@ class Operations:
                 await session.leg.stop_recording()
             except MediaError:
                 log.exception("could not finish the recording of call %s", session.id)
+                session.recording = None
