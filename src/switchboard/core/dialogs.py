@@ -64,6 +64,12 @@ class Dialogs:
                 if session is parent:
                     await s.dialogs.save(dialog)
                     s.emit_dialog(parent.call, ev.DialogCreated, dialog)
+        ended = next((x for x in (parent, child_session) if x.ended), None)
+        if ended is not None:
+            # A side ended while the child was being dialled (before it was in the dialog): the dialog
+            # fails now and its other side is hung up.
+            await self._leg_ended(ended)
+            return await self.get(dialog.id)
         if child_session.call.state is CallState.ESTABLISHED:
             await self._leg_established(child_session)
         return dialog

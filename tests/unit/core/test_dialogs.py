@@ -1,5 +1,7 @@
 """Dialogs: two calls bridged, established when the child answers, ended with either side."""
 
+import asyncio
+
 import pytest
 
 from support.control_rig import BUSINESS, Rig
@@ -10,6 +12,7 @@ from switchboard.core.events import (
     CallEvent,
     CallFailed,
     CallFinished,
+    CallStarted,
     DialogCreated,
     DialogEstablished,
     DialogFailed,
@@ -213,3 +216,25 @@ async def test_a_dialog_is_established_even_when_a_durable_handler_fails_on_the_
 
     await rig.events.wait_for(DialogEstablished, parent)
     assert bridged(rig, parent, child)
+
+
+async def test_a_parent_that_hangs_up_while_the_child_is_dialled_fails_the_dialog_and_ends_the_child(
+    rig: Rig,
+) -> None:
+    parent = await rig.inbound()
+    graph_api = rig.channel.block("dial")
+    connecting = asyncio.create_task(rig.control.connect(parent, rig.request()))
+    await rig.events.wait_for(CallStarted)
+    await rig.control.remote_hangup(await rig.peer_of(parent), description="the caller gave up")
+    await rig.events.wait_for(CallFailed, parent)
+    graph_api.set()
+
+    dialog = await connecting
+
+    assert dialog.state is DialogState.FAILED
+    failed = await rig.events.wait_for(DialogFailed, parent)
+    assert failed.dialog.error is not None and failed.dialog.error.description == "the caller gave up"
+    child = dialog.child_call_id
+    assert not rig.control.is_live(child)
+    assert (await rig.events.wait_for(CallFailed, child)).call.state is CallState.CANCELLED
+    assert rig.channel.ops_of(child) == ["dial", "hangup"]
