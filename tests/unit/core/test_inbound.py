@@ -21,6 +21,7 @@ from switchboard.core.models import (
     InboundAction,
     InboundTarget,
 )
+from switchboard.core.registry import EARLY_SIGNAL_KEEP_S
 
 
 async def test_an_inbound_call_is_received_handed_to_its_target_and_saved(rig: Rig) -> None:
@@ -200,3 +201,11 @@ async def test_a_hangup_that_arrives_before_its_call_ends_the_call_when_it_comes
     assert rig.events.names(call.id) == ["CallReceived", "CallFailed"]
     assert rig.channel.ops == [], "the peer already hung up"
     assert not rig.control.was_ended_early("wacid.early")
+
+
+async def test_a_hangup_for_a_call_that_never_comes_is_forgotten_after_a_while(rig: Rig) -> None:
+    await rig.control.remote_hangup("wacid.never")
+    rig.clock.advance(EARLY_SIGNAL_KEEP_S + 1)
+    await rig.control.remote_hangup("wacid.another")
+    assert not rig.control.was_ended_early("wacid.never")
+    assert rig.control.was_ended_early("wacid.another")
