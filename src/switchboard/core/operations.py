@@ -53,8 +53,8 @@ class Operations:
             st.require(session.call, st.ACTIVE, action)
             self._end_playback(session, duration_ms=0, completed=False)
             playback = Playback(s.ids(), is_say, dict(custom_data or {}), stop_on_terminator)
-            session.playback = playback
             await session.leg.play(source, loop_count=loop_count, playback_id=playback.id)
+            session.playback = playback
             return playback.id
 
     async def stop_play(self, call_id: str) -> None:

@@ -18,7 +18,8 @@ from switchboard.core.events import (
     SayFinished,
 )
 from switchboard.core.models import CallState
-from switchboard.media.engine import MediaLocator, RecordingFormat, Tone
+from switchboard.errors import MediaError
+from switchboard.media.engine import AudioSource, MediaLocator, RecordingFormat, Tone
 
 PROMPT = FileContent("prompt")
 PROMPT_AT = MediaLocator("file:///audio/prompt.wav")
@@ -289,3 +290,16 @@ async def test_media_events_after_the_end_are_ignored(rig: Rig, call_id: str) ->
     leg.fail()
     await settle()
     assert rig.events.names(call_id) == names
+
+
+async def test_a_play_the_engine_refuses_fails_and_is_never_reported_finished(rig: Rig, call_id: str) -> None:
+    async def refuse(source: AudioSource, *, loop_count: int = 1, playback_id: str) -> None:
+        raise MediaError("unsupported audio format")
+
+    rig.leg(call_id).play = refuse  # type: ignore[method-assign]
+    with pytest.raises(MediaError, match="unsupported audio format"):
+        await rig.control.play(call_id, PROMPT)
+    await rig.control.stop_play(call_id)
+    await rig.control.hangup(call_id)
+    await rig.events.wait_for(CallFinished, call_id)
+    assert rig.events.find(PlayFinished, call_id) == []
