@@ -2,10 +2,11 @@
 
 A change to a call queues its events while the call's lock is held; `flush` publishes them once the lock
 is released, oldest first, one call's events never overtaking each other. Handlers may act on the same
-call: their new events join the queue that is being published (a handler never waits for itself). Any
-other task that flushes while another task publishes waits until its own events are out, so an action
-returns only once its events are stored. A durable handler's failure is raised to the flush that the
-event belongs to.
+call: their new events join the queue that is being published (a handler never waits for itself), and
+on other calls: a handler never waits for another task's publication either (that task may be waiting
+for this one); its events go out with that task's. Any other task that flushes while another task
+publishes waits until its own events are out, so an action returns only once its events are stored. A
+durable handler's failure is raised to the flush that the event belongs to.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from switchboard.core.bus import EventBus
 from switchboard.core.events import CallEvent
@@ -41,6 +43,8 @@ class EventPublisher:
     def __init__(self, bus: EventBus) -> None:
         self._bus = bus
         self._streams: dict[str, _Stream] = {}
+        self._publishing: set[asyncio.Task[Any] | None] = set()
+        """Tasks running handlers now (inside a `_drain`)."""
 
     def queue(self, key: str, event: CallEvent) -> None:
         """Add `event` to the stream `key` (a call id); it goes out at the next `flush(key)`."""
@@ -55,16 +59,20 @@ class EventPublisher:
             return
         mine = list(stream.pending)
         current = asyncio.current_task()
-        if stream.publisher is current:
+        if stream.publisher is current or (stream.publisher is not None and current in self._publishing):
             return
         # Publish, or wait for the task that does; take over if that task stops before our events are
         # out (it was cancelled).
         while not all(item.done for item in mine):
             if stream.publisher is None:
                 stream.publisher = current
+                outermost = current not in self._publishing
+                self._publishing.add(current)
                 try:
                     await self._drain(stream)
                 finally:
+                    if outermost:
+                        self._publishing.discard(current)
                     stream.publisher = None
                     stream.wake()
                     if not stream.pending and self._streams.get(key) is stream:

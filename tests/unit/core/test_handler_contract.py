@@ -1,6 +1,8 @@
 """The handler contract of `core.events`: handlers act on the call whose event they handle, events keep
 their order, and a durable handler's failure fails the action that caused the event."""
 
+import asyncio
+
 import pytest
 
 from support.control_rig import CONFIG, IVR, Rig
@@ -12,6 +14,7 @@ from switchboard.core.events import (
     CallFinished,
     CallReceived,
     DtmfCaptured,
+    DtmfReceived,
     SayFinished,
     TransferFinished,
     TransferRequested,
@@ -156,3 +159,28 @@ async def test_a_plain_handler_failure_does_not_fail_the_action(rig: Rig) -> Non
     call = await rig.control.answer(call_id)
     assert call.state is CallState.ESTABLISHED
     assert rig.events.names(call_id) == ["CallReceived", "CallEstablished"]
+
+
+async def test_handlers_of_two_calls_that_act_on_each_other_at_once_do_not_wait_for_each_other(
+    rig: Rig,
+) -> None:
+    first = await rig.established_inbound(caller="447700900001")
+    second = await rig.established_inbound(caller="447700900002")
+    other = {first: second, second: first}
+    both_in = asyncio.Barrier(2)
+    returned: list[str] = []
+
+    async def hang_up_the_other_leg(event: CallEvent) -> None:
+        if isinstance(event, DtmfReceived):
+            await both_in.wait()  # both calls' executors are publishing now
+            await rig.control.hangup(other[event.call_id])
+            returned.append(event.call_id)
+
+    rig.bus.subscribe(hang_up_the_other_leg)
+    rig.leg(first).press("1")
+    rig.leg(second).press("1")
+
+    await rig.events.wait_for(CallFinished, first)
+    await rig.events.wait_for(CallFinished, second)
+    await settle()
+    assert sorted(returned) == sorted([first, second])

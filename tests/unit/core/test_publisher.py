@@ -173,3 +173,30 @@ async def test_a_waiting_flush_takes_over_when_the_publishing_task_is_cancelled(
     async with asyncio.timeout(1):
         await waiter
     assert seen == ["h:a1"]
+
+
+async def test_a_handler_never_waits_for_another_tasks_publication() -> None:
+    seen: list[str] = []
+    publisher: EventPublisher
+    both_in = asyncio.Barrier(2)
+
+    class CrossCall(Handler):
+        async def __call__(self, e: CallEvent) -> None:
+            await super().__call__(e)
+            if label(e) in ("a0", "b0"):
+                await both_in.wait()
+                other = "b" if e.call_id == "a" else "a"
+                publisher.queue(other, event(other, 1))
+                await publisher.flush(other)
+                seen.append(f"{e.call_id} handler returned")
+
+    publisher = publisher_with((CrossCall("h", seen), False))
+    publisher.queue("a", event("a", 0))
+    publisher.queue("b", event("b", 0))
+    async with asyncio.timeout(1):
+        await asyncio.gather(publisher.flush("a"), publisher.flush("b"))
+    assert sorted(seen) == sorted(
+        ["h:a0", "h:b0", "a handler returned", "b handler returned", "h:a1", "h:b1"]
+    )
+    assert seen.index("h:a0") < seen.index("h:a1")
+    assert seen.index("h:b0") < seen.index("h:b1")
