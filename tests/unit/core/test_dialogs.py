@@ -6,7 +6,7 @@ import pytest
 
 from support.control_rig import BUSINESS, Rig
 from support.fakes import settle
-from switchboard.core.errors import InvalidCallState, PstnForbidden
+from switchboard.core.errors import ChannelError, InvalidCallState, PstnForbidden
 from switchboard.core.events import (
     CallEstablished,
     CallEvent,
@@ -238,3 +238,39 @@ async def test_a_parent_that_hangs_up_while_the_child_is_dialled_fails_the_dialo
     assert not rig.control.is_live(child)
     assert (await rig.events.wait_for(CallFailed, child)).call.state is CallState.CANCELLED
     assert rig.channel.ops_of(child) == ["dial", "hangup"]
+
+
+async def test_two_placed_calls_are_bridged_once_both_have_answered(rig: Rig) -> None:
+    parent = await rig.outbound(to="447700900001")
+    child = await rig.outbound(to="447700900002")
+    await rig.control.connect(parent, child)
+
+    await rig.control.remote_answered(await rig.peer_of(child), "v=0\r\n")
+    await settle()
+    assert rig.events.find(DialogEstablished, parent) == []
+    assert await rig.state(parent) is CallState.CALLING
+
+    await rig.control.remote_answered(await rig.peer_of(parent), "v=0\r\n")
+
+    await rig.events.wait_for(DialogEstablished, parent)
+    assert bridged(rig, parent, child)
+
+
+async def test_a_child_answering_while_its_parent_fails_to_be_answered_ends_quietly(rig: Rig) -> None:
+    parent = await rig.inbound()
+    _, child = await connected_to_new_child(rig, parent)
+    graph_api = rig.channel.block("answer", parent)
+    rig.channel.fail("answer", "Graph API: 500")
+    answering = asyncio.create_task(rig.control.answer(parent))
+    await settle()
+
+    answered = asyncio.create_task(rig.control.remote_answered(await rig.peer_of(child), "v=0\r\n"))
+    await settle()
+    graph_api.set()
+
+    with pytest.raises(ChannelError):
+        await answering
+    await answered
+    await rig.events.wait_for(DialogFailed, parent)
+    assert not rig.control.is_live(child)
+    assert not bridged(rig, parent, child)
