@@ -218,3 +218,24 @@ async def test_a_call_placed_with_recording_is_recorded_from_its_answer(rig: Rig
     await rig.control.remote_answered(await rig.peer_of(call_id), "v=0\r\n")
     await rig.events.wait_for(CallEstablished, call_id)
     assert rig.leg(call_id).recording is not None
+
+
+async def test_ringing_that_overtakes_the_dial_rings_the_call_once_it_exists(rig: Rig) -> None:
+    async def ringing_webhook_first(call: Call, peer: str) -> None:
+        await rig.control.remote_ringing(peer)
+
+    rig.channel.on_dial = ringing_webhook_first
+    call = await rig.control.create_call(rig.request())
+    await rig.events.wait_for(CallRinging, call.id)
+    assert await rig.state(call.id) is CallState.RINGING
+
+
+async def test_a_repeated_answer_changes_nothing(rig: Rig) -> None:
+    call_id = await rig.answered_outbound()
+    answer_time = (await rig.control.get_call(call_id)).answer_time
+    rig.clock.advance(5)
+    await rig.control.remote_answered(await rig.peer_of(call_id), "v=0\r\ns=again\r\n")
+    await rig.control.remote_ringing(await rig.peer_of(call_id))
+    await settle()
+    assert (await rig.control.get_call(call_id)).answer_time == answer_time
+    assert rig.events.names(call_id) == ["CallStarted", "CallEstablished"]
