@@ -24,6 +24,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI, Request, Response
 
+from support.fakes import FakeEngine, FakeLeg, FakeSynthesizer
 from switchboard.apps.calls_api import CallsApi, RetryPolicy
 from switchboard.config import Settings, load_settings
 from switchboard.core.control import CallControl, InboundCall
@@ -36,22 +37,8 @@ from switchboard.core.models import (
     PermissionStatus,
 )
 from switchboard.core.ports import DialResult, PermissionRecord
-from switchboard.errors import MediaError, SwitchboardError
-from switchboard.media.engine import (
-    WHATSAPP_LEG,
-    AudioSource,
-    DtmfReceived,
-    DtmfSource,
-    LegSpec,
-    MediaDiagnostics,
-    MediaEventSink,
-    MediaLeg,
-    MediaLocator,
-    MediaMixer,
-    PlaybackFinished,
-    RecordingFinished,
-    RecordingFormat,
-)
+from switchboard.errors import SwitchboardError
+from switchboard.media.engine import WHATSAPP_LEG, LegSpec
 from switchboard.server import Overrides, Server
 from switchboard.store import Database, SqlPermissionRepository
 
@@ -62,116 +49,7 @@ CALLER = "447700900123"
 CONFIG_ID = "my-app"
 
 
-# -- fakes at the edges -----------------------------------------------------------------------------
-
-
-class FakeLeg:
-    def __init__(self, leg_id: str, sink: MediaEventSink, spec: LegSpec) -> None:
-        self._id = leg_id
-        self.spec = spec
-        self._sink = sink
-        self.playing: tuple[AudioSource, str] | None = None
-        self.recording: tuple[Path, str] | None = None
-        self.sent_dtmf: list[str] = []
-        self.closed = False
-        self.sending = True
-
-    @property
-    def id(self) -> str:
-        return self._id
-
-    async def answer(self, remote_offer: str) -> str:
-        return "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=fake answer\r\n"
-
-    async def offer(self) -> str:
-        return "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=fake offer\r\n"
-
-    async def accept_answer(self, remote_answer: str) -> None:
-        return None
-
-    async def play(self, source: AudioSource, *, loop_count: int = 1, playback_id: str) -> None:
-        self.playing = (source, playback_id)
-
-    async def stop_play(self) -> None:
-        if self.playing is not None:
-            _, pid = self.playing
-            self.playing = None
-            self._sink(PlaybackFinished(self._id, pid, 100, False))
-
-    async def send_dtmf(self, digits: str, *, duration_ms: int = 100, gap_ms: int = 60) -> None:
-        self.sent_dtmf.append(digits)
-
-    async def start_recording(self, target: MediaLocator, *, fmt: RecordingFormat, recording_id: str) -> None:
-        self.recording = (target.path, recording_id)
-
-    async def stop_recording(self) -> None:
-        if self.recording is not None:
-            path, rid = self.recording
-            self.recording = None
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt ")
-            size = path.stat().st_size
-            self._sink(RecordingFinished(self._id, rid, MediaLocator.for_path(path), 2000, size))
-
-    def set_sending(self, enabled: bool) -> None:
-        self.sending = enabled
-
-    def enable_inband_dtmf(self, enabled: bool) -> None:
-        return None
-
-    def diagnostics(self) -> MediaDiagnostics:
-        return MediaDiagnostics(ice_state="completed", dtls_state="connected", codec="opus/48000/2")
-
-    async def close(self) -> None:
-        self.closed = True
-
-    # what the test makes the peer do
-    def finish_playback(self, duration_ms: int = 1500) -> None:
-        assert self.playing is not None, "nothing is playing"
-        _, pid = self.playing
-        self.playing = None
-        self._sink(PlaybackFinished(self._id, pid, duration_ms, True))
-
-    def press(self, keys: str) -> None:
-        for key in keys:
-            self._sink(DtmfReceived(self._id, key, 100, DtmfSource.RFC4733))
-
-
-class FakeEngine:
-    def __init__(self) -> None:
-        self.legs: dict[str, FakeLeg] = {}
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None
-
-    async def create_leg(self, leg_id: str, sink: MediaEventSink, spec: LegSpec) -> MediaLeg:
-        leg = FakeLeg(leg_id, sink, spec)
-        self.legs[leg_id] = leg
-        return leg
-
-    async def bridge(self, a: MediaLeg, b: MediaLeg) -> None:
-        return None
-
-    async def unbridge(self, a: MediaLeg, b: MediaLeg) -> None:
-        return None
-
-    async def create_mixer(self, mixer_id: str) -> MediaMixer:
-        raise MediaError("the fake engine has no mixer")
-
-
-class FakeSynthesizer:
-    def __init__(self, directory: Path) -> None:
-        self.dir = directory
-        self.said: list[str] = []
-
-    async def synthesize(
-        self, text: str, *, language: str, speech_rate: float, voice_gender: str | None
-    ) -> MediaLocator:
-        self.said.append(text)
-        return MediaLocator.for_path(self.dir / "tts.wav")
+# -- fakes at the edges (media and speech: `support.fakes`) ------------------------------------------
 
 
 class FakeWhatsApp:
@@ -436,7 +314,7 @@ def harness_settings(tmp_path: Path, retry: RetryPolicy | None) -> Settings:
 async def running_harness(
     tmp_path: Path, *, retry: RetryPolicy | None = None, create_config: bool = True
 ) -> AsyncIterator[Harness]:
-    engine = FakeEngine()
+    engine = FakeEngine(write_recordings=True)
     channel = FakeWhatsApp()
     tts = FakeSynthesizer(tmp_path)
     overrides = Overrides(media=engine, speech=tts, channels=[channel])

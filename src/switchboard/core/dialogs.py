@@ -9,7 +9,7 @@ import logging
 from switchboard.core import events as ev
 from switchboard.core.errors import DialogNotFound, InvalidCallState, SwitchboardError
 from switchboard.core.lifecycle import Lifecycle
-from switchboard.core.models import CallState, Dialog, DialogState, ErrorCode
+from switchboard.core.models import CallState, Dialog, DialogState, Direction, ErrorCode
 from switchboard.core.outbound import CallRequest, Outbound
 from switchboard.core.services import Services
 from switchboard.core.session import CallSession
@@ -64,6 +64,12 @@ class Dialogs:
                 if session is parent:
                     await s.dialogs.save(dialog)
                     s.emit_dialog(parent.call, ev.DialogCreated, dialog)
+        ended = next((x for x in (parent, child_session) if x.ended), None)
+        if ended is not None:
+            # A side ended while the child was being dialled (before it was in the dialog): the dialog
+            # fails now and its other side is hung up.
+            await self._leg_ended(ended)
+            return await self.get(dialog.id)
         if child_session.call.state is CallState.ESTABLISHED:
             await self._leg_established(child_session)
         return dialog
@@ -80,7 +86,11 @@ class Dialogs:
         if parent is None or child is None or child.call.state is not CallState.ESTABLISHED:
             return
         async with s.change(parent):
+            if parent.ended:
+                return
             if parent.call.state is not CallState.ESTABLISHED:
+                if parent.call.direction is not Direction.INBOUND:
+                    return  # a placed parent is bridged when it answers
                 await self._life.answer_locked(parent)
             await s.media.bridge(parent.leg, child.leg)
             dialog.state = DialogState.ESTABLISHED

@@ -344,10 +344,13 @@ class Lifecycle:
         final = st.final_state_for(call, code)
         st.end(call, final, s.clock.now(), source=source, code=code, description=description)
         await s.calls.save(call)
-        if call.direction is Direction.OUTBOUND and not answered:
+        if call.direction is Direction.OUTBOUND and not answered and call.peer_call_id is not None:
+            # Only a call that reached the peer went unanswered; one whose dial failed did not.
             await s.admission.outcome(call, connected=False)
         s.emit(call, ev.CallFinished if final is CallState.FINISHED else ev.CallFailed)
-        session.inbox.put_nowait(Stop())
+        if session.recording is None:
+            session.inbox.put_nowait(Stop())
+        # else the executor stops once the engine has reported the file (`on_recording_finished`).
         for hook in self.on_ended:
             session.follow_ups.append(functools.partial(hook, session))
 

@@ -15,7 +15,7 @@ from switchboard.core.content import Content, SpeechContent
 from switchboard.core.dtmf_capture import CaptureResult, DtmfCapture
 from switchboard.core.errors import InvalidCallState, MediaError
 from switchboard.core.services import Services
-from switchboard.core.session import CallSession, Capture, Playback, Recording
+from switchboard.core.session import CallSession, Capture, Playback, Recording, Stop
 from switchboard.core.timers import TimerKind
 from switchboard.media.engine import (
     DtmfReceived,
@@ -53,8 +53,8 @@ class Operations:
             st.require(session.call, st.ACTIVE, action)
             self._end_playback(session, duration_ms=0, completed=False)
             playback = Playback(s.ids(), is_say, dict(custom_data or {}), stop_on_terminator)
-            session.playback = playback
             await session.leg.play(source, loop_count=loop_count, playback_id=playback.id)
+            session.playback = playback
             return playback.id
 
     async def stop_play(self, call_id: str) -> None:
@@ -124,6 +124,7 @@ class Operations:
         if playback is not None and playback.stop_on is not None:
             playback.captured += event.digit
             if event.digit in playback.stop_on:
+                playback.stop_on = None  # keys after the terminator are not this playback's
                 await session.leg.stop_play()
         capture = session.capture
         if capture is not None:
@@ -208,6 +209,8 @@ class Operations:
             size=event.size,
             custom_data=custom,
         )
+        if session.ended and session.recording is None:
+            session.inbox.put_nowait(Stop())
 
     def on_playback_finished(self, session: CallSession, event: PlaybackFinished) -> None:
         if session.playback is not None and session.playback.id == event.playback_id:
@@ -217,7 +220,7 @@ class Operations:
 
     async def finish_all(self, session: CallSession) -> None:
         """The call is ending: report unfinished operations and stop the recording (its file is then
-        reported by `RecordingFinished`)."""
+        reported by `RecordingFinished`, which the call's executor waits for)."""
         self._end_playback(session, duration_ms=0, completed=False)
         if session.capture is not None:
             self._end_capture(session, CaptureResult(session.capture.machine.digits, timeout=True))
@@ -226,3 +229,4 @@ class Operations:
                 await session.leg.stop_recording()
             except MediaError:
                 log.exception("could not finish the recording of call %s", session.id)
+                session.recording = None

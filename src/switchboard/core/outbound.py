@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from switchboard.core import events as ev
@@ -16,8 +17,10 @@ from switchboard.core.models import (
     InboundTarget,
 )
 from switchboard.core.services import Services
-from switchboard.core.session import RecordingRequest
+from switchboard.core.session import CallSession, RecordingRequest
 from switchboard.core.timers import TimerKind
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +101,21 @@ class Outbound:
             raise
         async with s.change(session):
             if session.ended:
+                await self._hang_up_dialled(session, result.peer_call_id)
                 return call
             s.registry.bind_peer(session, result.peer_call_id)
             session.deadlines.set(TimerKind.CONNECT, s.clock.monotonic() + request.connect_timeout_s)
             await s.calls.save(call)
         await self._life.replay_early(session)
         return call
+
+    async def _hang_up_dialled(self, session: CallSession, peer_call_id: str) -> None:
+        """The call ended while it was being dialled: its peer call exists only now, so end that too."""
+        call = session.call
+        call.peer_call_id = peer_call_id
+        await self._s.calls.save(call)
+        try:
+            await session.channel.hangup(call)
+        except ChannelError:
+            log.exception("could not hang up call %s, ended while it was dialled", call.id)
+        await self._s.admission.outcome(call, connected=False)

@@ -2,10 +2,11 @@
 
 A change to a call queues its events while the call's lock is held; `flush` publishes them once the lock
 is released, oldest first, one call's events never overtaking each other. Handlers may act on the same
-call: their new events join the queue that is being published (a handler never waits for itself). Any
-other task that flushes while another task publishes waits until its own events are out, so an action
-returns only once its events are stored. A durable handler's failure is raised to the flush that the
-event belongs to.
+call: their new events join the queue that is being published (a handler never waits for itself), and
+on other calls: a handler never waits for another task's publication either (that task may be waiting
+for this one); its events go out with that task's. Any other task that flushes while another task
+publishes waits until its own events are out, so an action returns only once its events are stored. A
+durable handler's failure is raised to the flush that the event belongs to.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from switchboard.core.bus import EventBus
 from switchboard.core.events import CallEvent
@@ -21,7 +23,7 @@ from switchboard.core.events import CallEvent
 @dataclass(slots=True, eq=False)
 class _Item:
     event: CallEvent
-    done: asyncio.Event = field(default_factory=asyncio.Event)
+    done: bool = False
     error: BaseException | None = None
 
 
@@ -29,12 +31,20 @@ class _Item:
 class _Stream:
     pending: deque[_Item] = field(default_factory=deque)
     publisher: asyncio.Task[object] | None = None
+    progress: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set (then replaced) whenever an event is out or the publishing task stops."""
+
+    def wake(self) -> None:
+        self.progress.set()
+        self.progress = asyncio.Event()
 
 
 class EventPublisher:
     def __init__(self, bus: EventBus) -> None:
         self._bus = bus
         self._streams: dict[str, _Stream] = {}
+        self._publishing: set[asyncio.Task[Any] | None] = set()
+        """Tasks running handlers now (inside a `_drain`)."""
 
     def queue(self, key: str, event: CallEvent) -> None:
         """Add `event` to the stream `key` (a call id); it goes out at the next `flush(key)`."""
@@ -49,18 +59,26 @@ class EventPublisher:
             return
         mine = list(stream.pending)
         current = asyncio.current_task()
-        if stream.publisher is current:
+        if stream.publisher is current or (stream.publisher is not None and current in self._publishing):
             return
-        if stream.publisher is None:
-            stream.publisher = current
-            try:
-                await self._drain(stream)
-            finally:
-                stream.publisher = None
-                if not stream.pending:
-                    self._streams.pop(key, None)
-        for item in mine:
-            await item.done.wait()
+        # Publish, or wait for the task that does; take over if that task stops before our events are
+        # out (it was cancelled).
+        while not all(item.done for item in mine):
+            if stream.publisher is None:
+                stream.publisher = current
+                outermost = current not in self._publishing
+                self._publishing.add(current)
+                try:
+                    await self._drain(stream)
+                finally:
+                    if outermost:
+                        self._publishing.discard(current)
+                    stream.publisher = None
+                    stream.wake()
+                    if not stream.pending and self._streams.get(key) is stream:
+                        del self._streams[key]
+            else:
+                await stream.progress.wait()
         errors = [item.error for item in mine if item.error is not None]
         if errors:
             raise errors[0]
@@ -73,4 +91,5 @@ class EventPublisher:
             except Exception as exc:
                 item.error = exc
             finally:
-                item.done.set()
+                item.done = True
+                stream.wake()

@@ -94,10 +94,13 @@ class Services:
                 yield session
                 self.arm(session)
         finally:
-            await self.publisher.flush(session.id)
-            follow_ups, session.follow_ups = session.follow_ups, []
-            for follow_up in follow_ups:
-                await follow_up()
+            try:
+                await self.publisher.flush(session.id)
+            finally:
+                # A durable handler's failure fails the action, not the calls it touches.
+                follow_ups, session.follow_ups = session.follow_ups, []
+                for follow_up in follow_ups:
+                    await follow_up()
 
     def emit(self, call: Call, event_type: type[ev.CallEvent], **fields: Any) -> None:
         """Queue an event about `call` (published when the change that queued it is done)."""

@@ -80,13 +80,15 @@ def end(
 
 
 def final_state_for(call: Call, code: ErrorCode) -> CallState:
-    """The final state a call reaches when it ends with `code` in its current state."""
+    """The final state a call reaches when it ends with `code` in its current state: always one the
+    table allows from there (FAILED when the code's usual state is not, e.g. BUSY once pre-established)."""
     if call.state is S.ESTABLISHED:
         return S.FAILED if code is ErrorCode.MEDIA_FAILURE else S.FINISHED
-    return {
+    final = {
         ErrorCode.NORMAL_HANGUP: S.FINISHED if call.state is S.PRE_ESTABLISHED else S.CANCELLED,
         ErrorCode.NO_ANSWER: S.NO_ANSWER,
         ErrorCode.BUSY: S.BUSY,
         ErrorCode.REJECTED: S.BUSY,
         ErrorCode.CANCELLED: S.CANCELLED,
     }.get(code, S.FAILED)
+    return final if final in TRANSITIONS[call.state] else S.FAILED

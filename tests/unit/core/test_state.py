@@ -89,3 +89,18 @@ def test_final_state_for(state: CallState, code: ErrorCode, final: CallState) ->
     call = new_call()
     call.state = state
     assert st.final_state_for(call, code) is final
+
+
+@pytest.mark.parametrize("code", list(ErrorCode))
+@pytest.mark.parametrize("state", [s for s in CallState if not s.is_final])
+def test_final_state_for_is_reachable_from_the_current_state(state: CallState, code: ErrorCode) -> None:
+    call = new_call()
+    call.state = state
+    assert st.final_state_for(call, code) in st.TRANSITIONS[state]
+
+
+def test_a_pre_established_call_ended_as_busy_fails() -> None:
+    call = new_call()
+    call.state = CallState.PRE_ESTABLISHED
+    assert st.final_state_for(call, ErrorCode.BUSY) is CallState.FAILED
+    assert st.final_state_for(call, ErrorCode.REJECTED) is CallState.FAILED
