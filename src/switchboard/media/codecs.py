@@ -32,6 +32,14 @@ STATIC_PAYLOAD_TYPES = {Codec.PCMU: 0, Codec.PCMA: 8}
 DYNAMIC_PAYLOAD_TYPES = {Codec.OPUS: 111, Codec.TELEPHONE_EVENT: 101}
 """What we offer for the dynamic ones (the answerer's numbers are used when we answer)."""
 
+
+def default_payload_type(codec: Codec) -> int:
+    """The payload type we use for `codec` in our offers."""
+    if codec in STATIC_PAYLOAD_TYPES:
+        return STATIC_PAYLOAD_TYPES[codec]
+    return DYNAMIC_PAYLOAD_TYPES[codec]
+
+
 CLOCK_RATES = {Codec.OPUS: 48000, Codec.PCMU: 8000, Codec.PCMA: 8000, Codec.TELEPHONE_EVENT: 8000}
 """RTP clock rates (RFC 7587 §4.1 for Opus, RFC 3551 §4.5.14 for G.711, RFC 4733 for telephone-event/8000)."""
 

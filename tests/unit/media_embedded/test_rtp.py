@@ -6,7 +6,6 @@ import itertools
 import struct
 
 from switchboard.media.codecs import AudioFormat
-from switchboard.media.embedded.session import PacketKind, RtpSession
 from switchboard.media.embedded.rtp import (
     RTP_HEADER,
     ReportBlock,
@@ -18,6 +17,7 @@ from switchboard.media.embedded.rtp import (
     rtp_payload,
     sequence_newer,
 )
+from switchboard.media.embedded.session import PacketKind, RtpSession
 from switchboard.media.engine import Codec
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import pylibsrtp
 
 from switchboard.errors import MediaError
-from switchboard.media.codecs import DYNAMIC_PAYLOAD_TYPES, STATIC_PAYLOAD_TYPES, AudioFormat
+from switchboard.media.codecs import AudioFormat, default_payload_type
 from switchboard.media.embedded.leg import EmbeddedLeg, LegContext, first_common
 from switchboard.media.embedded.sdes import new_crypto, offer_crypto, srtp_session
 from switchboard.media.embedded.sdp import (
@@ -121,10 +121,7 @@ class RtpLeg(EmbeddedLeg):
     async def offer(self) -> str:
         self._check_open("offer")
         await self._bind()
-        formats = [
-            AudioFormat(c, STATIC_PAYLOAD_TYPES.get(c) or DYNAMIC_PAYLOAD_TYPES[c])
-            for c in self._audio_codecs
-        ]
+        formats = [AudioFormat(c, default_payload_type(c)) for c in self._audio_codecs]
         event_pt = 101 if self._wants_events else None
         self._offered = tuple(formats)
         self._offered_crypto = offer_crypto() if self.spec.srtp is SrtpPolicy.SDES else ()

@@ -18,7 +18,7 @@ from typing import Any
 import pylibsrtp
 
 from switchboard.errors import MediaError
-from switchboard.media.codecs import DYNAMIC_PAYLOAD_TYPES, STATIC_PAYLOAD_TYPES, AudioFormat
+from switchboard.media.codecs import AudioFormat, default_payload_type
 from switchboard.media.embedded.dtls import DtlsRole, DtlsSrtpSession, DtlsState
 from switchboard.media.embedded.ice import IceAgent
 from switchboard.media.embedded.leg import EmbeddedLeg, first_common
@@ -79,10 +79,7 @@ class WebRtcLeg(EmbeddedLeg):
     async def offer(self) -> str:
         self._check_open("offer")
         candidates = await self._gather(controlling=True)
-        formats = []
-        for codec in self._audio_codecs:
-            pt = STATIC_PAYLOAD_TYPES.get(codec) or DYNAMIC_PAYLOAD_TYPES[codec]
-            formats.append(AudioFormat(codec, pt))
+        formats = [AudioFormat(codec, default_payload_type(codec)) for codec in self._audio_codecs]
         self._offered = tuple(formats)
         event_pt = 126 if self._wants_events else None
         self._configure(formats[0], event_pt)
