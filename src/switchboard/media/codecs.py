@@ -1,8 +1,9 @@
 """Audio formats of RTP streams and the codec stages that turn payloads into PCM and back.
 
-A stage works at its codec's own rate: Opus decodes to 48 kHz (libopus through PyAV always does), G.711 to
-8 kHz. `PcmConverter` moves PCM between the two rates, so decoding, resampling and encoding are separate
-steps that only transcoding, recording, mixing and in-band DTMF pay for.
+A stage works at its codec's own rate: Opus decodes to 48 kHz, G.711 to 8 kHz. Live Opus coding calls
+libopus directly when it loads (`libopus`), PyAV otherwise. `PcmConverter` moves PCM between the two
+rates, so decoding, resampling and encoding are separate steps that only transcoding, recording, mixing and
+in-band DTMF pay for.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from switchboard.media import libopus
 from switchboard.media.audio import OpusDecoder, OpusEncoder
 from switchboard.media.g711 import (
     ALAW_SILENCE,
@@ -22,6 +24,7 @@ from switchboard.media.g711 import (
     ulaw_decode,
     ulaw_encode,
 )
+from switchboard.media.libopus import NativeOpusDecoder, NativeOpusEncoder
 from switchboard.media.resample import Downsampler, Upsampler
 from switchboard.media.types import Codec
 
@@ -101,7 +104,7 @@ class _G711Encoder:
         return self._encode(pcm)
 
 
-class _OpusDecoder:
+class _PyAvOpusDecoder:
     def __init__(self) -> None:
         self.rate = 48000
         self._decoder = OpusDecoder()
@@ -110,7 +113,7 @@ class _OpusDecoder:
         return self._decoder.decode(payload)
 
 
-class _OpusFrameEncoder:
+class _PyAvOpusEncoder:
     def __init__(self, rate: int, complexity: int) -> None:
         self.rate = rate
         self.frame_samples = rate // 50
@@ -121,9 +124,14 @@ class _OpusFrameEncoder:
         return packets[0] if packets else b""
 
 
-def decoder_for(codec: Codec) -> Decoder:
+def decoder_for(codec: Codec, *, narrowband: bool = False) -> Decoder:
+    """A decoder for `codec`; `narrowband` asks Opus for 8 kHz output (libopus resamples as it decodes,
+    cheaper than decoding at 48 kHz and decimating), for consumers that end up at 8 kHz anyway."""
     if codec is Codec.OPUS:
-        return _OpusDecoder()
+        lib = libopus.load()
+        if lib is None:
+            return _PyAvOpusDecoder()
+        return NativeOpusDecoder(lib, 8000 if narrowband else 48000)
     return _G711Decoder(codec)
 
 
@@ -131,7 +139,11 @@ def encoder_for(codec: Codec, *, input_rate: int | None = None, complexity: int 
     """An encoder for `codec`; Opus takes `input_rate` (8000 or 48000) directly, so audio that came from a
     narrowband leg is not upsampled only to be coded as narrowband again."""
     if codec is Codec.OPUS:
-        return _OpusFrameEncoder(input_rate or 48000, complexity)
+        lib = libopus.load()
+        rate = input_rate or 48000
+        if lib is not None:
+            return NativeOpusEncoder(lib, rate, complexity=complexity)
+        return _PyAvOpusEncoder(rate, complexity)
     return _G711Encoder(codec)
 
 

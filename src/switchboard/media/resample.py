@@ -12,7 +12,6 @@ import functools
 
 import numpy as np
 import numpy.typing as npt
-from numpy.lib.stride_tricks import as_strided
 
 Pcm = npt.NDArray[np.int16]
 
@@ -32,9 +31,21 @@ def _prototype() -> npt.NDArray[np.float32]:
     return prototype
 
 
+def _windows(data: npt.NDArray[np.float32], count: int, width: int, step: int) -> npt.NDArray[np.float32]:
+    """`count` overlapping windows of `width` samples, `step` apart, as a read-only view (no copy; numpy's
+    `as_strided` does the same with ten times the call overhead)."""
+    view: npt.NDArray[np.float32] = np.ndarray(
+        (count, width), dtype=np.float32, buffer=data, strides=(step * 4, 4)
+    )
+    view.flags.writeable = False
+    return view
+
+
 def _to_int16(samples: npt.NDArray[np.float32]) -> Pcm:
-    out: Pcm = np.clip(np.rint(samples), -32768, 32767).astype(np.int16)
-    return out
+    np.rint(samples, out=samples)
+    np.maximum(samples, -32768.0, out=samples)
+    np.minimum(samples, 32767.0, out=samples)
+    return samples.astype(np.int16)
 
 
 class Downsampler:
@@ -50,8 +61,8 @@ class Downsampler:
         if count <= 0:
             self._history = data
             return np.zeros(0, dtype=np.int16)
-        view = as_strided(data, shape=(count, TAPS), strides=(FACTOR * 4, 4), writeable=False)
-        out = view @ self._taps
+        view = _windows(data, count, TAPS, FACTOR)
+        out = np.dot(view, self._taps)
         self._history = data[count * FACTOR :].copy()
         return _to_int16(out)
 
@@ -71,8 +82,8 @@ class Upsampler:
         if pcm.size == 0:
             return np.zeros(0, dtype=np.int16)
         data = np.concatenate([self._history, pcm.astype(np.float32)])
-        view = as_strided(data, shape=(pcm.size, self._per_phase), strides=(4, 4), writeable=False)
-        out = (view @ self._phases).reshape(-1)
+        view = _windows(data, pcm.size, self._per_phase, 1)
+        out = np.dot(view, self._phases).reshape(-1)
         self._history = data[pcm.size :].copy()
         return _to_int16(out)
 

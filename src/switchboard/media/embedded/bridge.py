@@ -28,17 +28,18 @@ class Transcoder:
 
     def __init__(self, source: Codec, target_codec: Codec, target: EmbeddedLeg) -> None:
         self.pair = (source, target_codec)
-        self.source_rate = PCM_RATES[source]
-        encode_rate = self.source_rate if target_codec is Codec.OPUS else 8000
-        self._converter = PcmConverter(self.source_rate, encode_rate)
-        self._encoder: Encoder = encoder_for(target_codec, input_rate=encode_rate)
+        self.narrowband = target_codec is not Codec.OPUS
+        """The target is G.711: 8 kHz of the source's audio is all it can carry."""
+        self._encode_rate = PCM_RATES[source] if target_codec is Codec.OPUS else 8000
+        self._converter = PcmConverter(self._encode_rate, self._encode_rate)
+        self._encoder: Encoder = encoder_for(target_codec, input_rate=self._encode_rate)
         self._target = target
         self._pending: Pcm = np.zeros(0, dtype=np.int16)
         self.frames_encoded = 0
 
     def __call__(self, pcm: Pcm, rate: int, now: float) -> None:
-        if rate != self.source_rate:
-            return
+        if rate != self._converter.from_rate:
+            self._converter = PcmConverter(rate, self._encode_rate)
         samples = self._converter.convert(pcm)
         if self._pending.size:
             samples = np.concatenate([self._pending, samples])
@@ -109,7 +110,7 @@ class BridgePath:
             return
         self._stop_transcoding()
         self.transcoder = Transcoder(source.codec, target.codec, self.target)
-        self.source.session.add_pcm_tap(self.transcoder)
+        self.source.session.add_pcm_tap(self.transcoder, narrowband=self.transcoder.narrowband)
 
     def _stop_transcoding(self) -> None:
         if self.transcoder is not None:

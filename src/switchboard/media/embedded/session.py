@@ -207,6 +207,7 @@ class RtpSession:
         self._inband_wanted = False
         self._decoder: Decoder | None = None
         self.pcm_taps: list[PcmTap] = []
+        self._narrow_taps: set[PcmTap] = set()
         self.decoded_frames = 0
         self.events: list[MediaEvent] = []
 
@@ -280,8 +281,12 @@ class RtpSession:
             self._decoder = None
             self.inband = None
             return
-        if self._decoder is None:
-            self._decoder = decoder_for(audio.codec)
+        narrowband = audio.codec is not Codec.OPUS or (
+            self.recording is None and len(self._narrow_taps) == len(self.pcm_taps) > 0
+        )
+        if self._decoder is None or (self._decoder.rate == 8000) != narrowband:
+            self._decoder = decoder_for(audio.codec, narrowband=narrowband)
+            self.inband = None
         if self._inband_wanted and self.inband is None:
             self.inband = InbandDtmfDetector(sample_rate=self._decoder.rate)
         elif not self._inband_wanted:
@@ -291,13 +296,18 @@ class RtpSession:
         self._inband_wanted = enabled
         self.update_decoding()
 
-    def add_pcm_tap(self, tap: PcmTap) -> None:
+    def add_pcm_tap(self, tap: PcmTap, *, narrowband: bool = False) -> None:
+        """Subscribe to decoded audio (any rate: consumers convert); `narrowband` when the consumer needs
+        no more than 8 kHz, so that Opus is decoded at 8 kHz while every consumer says so."""
         self.pcm_taps.append(tap)
+        if narrowband:
+            self._narrow_taps.add(tap)
         self.update_decoding()
 
     def remove_pcm_tap(self, tap: PcmTap) -> None:
         if tap in self.pcm_taps:
             self.pcm_taps.remove(tap)
+        self._narrow_taps.discard(tap)
         self.update_decoding()
 
     # -- send ------------------------------------------------------------------------------------------

@@ -254,9 +254,11 @@ class WebRtcLeg(EmbeddedLeg):
     # -- transport hooks --------------------------------------------------------------------------------
 
     def _send_rtp(self, packet: bytes) -> None:
-        data = self._tx.protect(packet)
-        assert self._ice is not None
-        self._ice.send_datagram(data)
+        tx, ice = self._tx, self._ice
+        if tx is None or ice is None:
+            return
+        data = tx.protect(packet)
+        ice.send_datagram(data)
         self._bytes_sent += len(data)
 
     def _send_rtcp(self, packet: bytes) -> None:
