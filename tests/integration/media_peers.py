@@ -16,6 +16,7 @@ import pylibsrtp
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from av import AudioFrame
 
+from switchboard.media.audio import DTMF_FREQUENCIES
 from switchboard.media.embedded.rtp import build_rtp, rtp_payload
 from switchboard.media.embedded.sdp import parse_audio_description
 from switchboard.media.engine import Codec, MediaEvent
@@ -172,6 +173,8 @@ class RtpPeer:
         self._ts = secrets.randbits(32)
         self.ssrc = secrets.randbits(32)
         self.sending = True
+        self.queued: list[np.ndarray[Any, Any]] = []
+        """8 kHz frames sent before the tone (e.g. in-band keys)."""
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -236,6 +239,9 @@ class RtpPeer:
         while True:
             n += 1
             await asyncio.sleep(max(0.0, t0 + n * 0.02 - time.monotonic()))
+            if self.queued:
+                self.send(self.pt, self._encode(self.queued.pop(0)), marker=False, advance=160)
+                continue
             if not self.sending or self.frequency is None:
                 continue
             t = (np.arange(160) + phase) / 8000
@@ -269,6 +275,16 @@ class RtpPeer:
                 self.send(self.telephone_event_pt, payload, marker=marker, advance=0, timestamp=start)
                 await asyncio.sleep(0.02)
             await asyncio.sleep(0.08)
+
+    def press_inband(self, digits: str, duration_ms: int = 120) -> None:
+        """Queue keys as Q.23 tone pairs in the audio (the tone pauses meanwhile)."""
+        for digit in digits:
+            low, high = DTMF_FREQUENCIES[digit]
+            t = np.arange(8 * duration_ms) / 8000
+            tone = (np.sin(2 * np.pi * low * t) + np.sin(2 * np.pi * high * t)) * 6000
+            pcm = np.concatenate([tone, np.zeros(8 * 80)]).astype(np.int16)
+            pcm = np.concatenate([pcm, np.zeros(-pcm.size % 160, dtype=np.int16)])
+            self.queued += [pcm[i : i + 160] for i in range(0, pcm.size, 160)]
 
     def received(self, socket: _Socket, data: bytes, addr: tuple[str, int]) -> None:
         self.packets_by_socket[id(socket)] = self.packets_by_socket.get(id(socket), 0) + 1

@@ -305,6 +305,34 @@ async def test_inband_leg_gets_keys_as_tones(engine: EmbeddedMediaEngine) -> Non
         await phone.close()
 
 
+async def test_keys_cross_between_an_inband_phone_and_an_rfc4733_leg(engine: EmbeddedMediaEngine) -> None:
+    phone = RtpPeer(None)
+    spec = LegSpec(profile=TransportProfile.RTP, codecs=(Codec.PCMU,), dtmf=DtmfMode.INBAND)
+    sip_leg, sip_events = await rtp_call(engine, phone, spec)
+    wa_events, far_events = Events(), Events()
+    wa_leg = await engine.create_leg("wa", wa_events, WHATSAPP_LEG)
+    far = await engine.create_leg("far", far_events, WHATSAPP_LEG)
+    try:
+        assert "telephone-event" not in str(sip_leg.diagnostics().codec)
+        await far.accept_answer(await wa_leg.answer(await far.offer()))
+        await far_events.wait_for(MediaStarted)
+        await engine.bridge(sip_leg, wa_leg)
+        phone.press_inband("58")  # the phone sends nothing else: its first packet starts the media
+        await sip_events.wait_for(MediaStarted)
+        digits = await far_events.wait_for(DtmfReceived, count=2)
+        assert [(d.digit, d.source) for d in digits] == [("5", DtmfSource.RFC4733), ("8", DtmfSource.RFC4733)]
+        # Detected for the bridge only: no capture runs on the SIP leg, so it reports nothing.
+        assert not [e for e in sip_events.items if isinstance(e, DtmfReceived)]
+        await far.send_dtmf("3", duration_ms=150)
+        await asyncio.sleep(0.6)
+        detector = InbandDtmfDetector(sample_rate=8000)
+        assert [d for d, _ in detector.feed(phone.heard(2.0)) + detector.flush()] == ["3"]
+    finally:
+        for leg in (sip_leg, wa_leg, far):
+            await leg.close()
+        await phone.close()
+
+
 async def test_conference_mixer_each_member_hears_the_others(engine: EmbeddedMediaEngine) -> None:
     phones = [RtpPeer(f) for f in (400, 1000, 1700)]
     legs = []

@@ -63,6 +63,7 @@ class RtpLeg(EmbeddedLeg):
         """Start of the no-media timer: media start, or the end of a hold by the peer."""
         self._bytes_sent = 0
         self._bytes_received = 0
+        self._diag.ice_state = self._diag.dtls_state = "unused"
 
     # -- offer / answer ---------------------------------------------------------------------------------
 
