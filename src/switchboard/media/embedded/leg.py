@@ -13,7 +13,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -100,7 +100,9 @@ class EmbeddedLeg:
         self.session.hold_silence = self.hold_silence
         self._output: MediaOutput | None = None
         self._inband_capture = False
-        self._recording_format: RecordingFormat | None = None
+        """`enable_inband_dtmf`: the owner wants in-band keys reported."""
+        self._inband_bridge = False
+        """A bridge needs this leg's in-band keys to send them on as RFC 4733 events."""
         self._closed = False
         self._failed = False
         self._media_up = False
@@ -384,8 +386,6 @@ class EmbeddedLeg:
 
     # -- shared helpers ---------------------------------------------------------------------------------
 
-    _inband_bridge = False
-
     @property
     def _codec(self) -> Codec:
         audio = self.session.audio
@@ -460,11 +460,3 @@ class EmbeddedLeg:
             self._sink(event)
         except Exception:
             logger.exception("media leg %s: event sink failed on %r", self._id, event)
-
-
-def first_common(codecs: Sequence[Codec], formats: Sequence[AudioFormat]) -> AudioFormat | None:
-    for codec in codecs:
-        for fmt in formats:
-            if fmt.codec is codec:
-                return fmt
-    return None

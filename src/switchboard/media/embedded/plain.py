@@ -20,7 +20,7 @@ import pylibsrtp
 
 from switchboard.errors import MediaError
 from switchboard.media.codecs import AudioFormat, default_payload_type
-from switchboard.media.embedded.leg import EmbeddedLeg, LegContext, first_common
+from switchboard.media.embedded.leg import EmbeddedLeg, LegContext
 from switchboard.media.embedded.sdes import new_crypto, offer_crypto, srtp_session
 from switchboard.media.embedded.sdp import (
     SRTP_SUITES,
@@ -76,7 +76,7 @@ class RtpLeg(EmbeddedLeg):
         audio = None
         if current is not None:
             audio = next((f for f in remote.formats if f.codec is current.codec), None)
-        audio = audio or first_common(self._audio_codecs, remote.formats)
+        audio = audio or remote.format_for(self._audio_codecs)
         if audio is None:
             raise SdpError("SDP offer has no codec in common")
         local_crypto, remote_crypto = self._answer_crypto(remote)

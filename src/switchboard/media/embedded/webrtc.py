@@ -21,7 +21,7 @@ from switchboard.errors import MediaError
 from switchboard.media.codecs import AudioFormat, default_payload_type
 from switchboard.media.embedded.dtls import DtlsRole, DtlsSrtpSession, DtlsState
 from switchboard.media.embedded.ice import IceAgent
-from switchboard.media.embedded.leg import EmbeddedLeg, first_common
+from switchboard.media.embedded.leg import EmbeddedLeg
 from switchboard.media.embedded.sdp import (
     AudioDescription,
     DtlsSetup,
@@ -57,7 +57,7 @@ class WebRtcLeg(EmbeddedLeg):
             setup, role = DtlsSetup.PASSIVE, DtlsRole.SERVER
         else:
             setup, role = DtlsSetup.ACTIVE, DtlsRole.CLIENT
-        audio = first_common(self._audio_codecs, remote.formats)
+        audio = remote.format_for(self._audio_codecs)
         if audio is None:  # parse_audio_description found one of them
             raise MediaError("SDP offer has no codec in common")
         event_pt = remote.telephone_event_pt if self._wants_events else None
@@ -96,12 +96,11 @@ class WebRtcLeg(EmbeddedLeg):
             role = DtlsRole.CLIENT
         else:
             raise MediaError(f"SDP answer has a=setup:{remote.setup}; an answer must be active or passive")
-        audio = first_common([f.codec for f in remote.formats], self._offered)
-        if audio is None:
+        offered = {f.codec for f in self._offered}
+        # The answer's first codec we offered, with the answerer's payload type number.
+        answered = next((f for f in remote.formats if f.codec in offered), None)
+        if answered is None:
             raise MediaError("SDP answer has no codec we offered")
-        # The answerer's payload type numbers are what it sends; ours were in the offer (RFC 3264 §6.1
-        # lets them differ, in practice they match).
-        answered = next(f for f in remote.formats if f.codec is audio.codec)
         event_pt = remote.telephone_event_pt if self._wants_events else None
         self._apply_remote(remote, role, answered, event_pt)
         self._start_connect()
