@@ -364,8 +364,8 @@ def fit(rows: list[dict[str, Any]]) -> dict[str, float] | None:
 
 def print_table(result: dict[str, Any]) -> None:
     print(
-        f"\nbridged calls ({result['mode']}, {result['loop']} loop)  {result['date']}  Python {result['python']}  "
-        f"{result['cpus']} CPUs  window {result['window_s']} s"
+        f"\nbridged calls ({result['mode']}, {result['loop']} loop)  {result['date']}  "
+        f"Python {result['python']}  {result['cpus']} CPUs  window {result['window_s']} s"
     )
     head = (
         f"{'N':>4} {'CPU%':>6} {'%/call':>7} {'N@100%':>7} {'N@70%':>6} {'rx pps':>7} {'tx pps':>7} "

@@ -334,7 +334,9 @@ class RtpSession:
         assert self.audio is not None
         if kind is PacketKind.AUDIO:
             out = self.stream.forward(packet, self.audio.payload_type, now, True)
-            self._sent(rtp_payload(packet))
+            self.stats.on_sent(len(packet) - 12)
+            if self.recording is not None:
+                self.recording.sent(rtp_payload(packet))
             return out
         if self.telephone_event_pt is None:
             return None
