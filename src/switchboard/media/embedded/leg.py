@@ -9,6 +9,7 @@ encryption, and calls `rtp_received` / `rtcp_received` with unprotected packets.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 import secrets
@@ -78,7 +79,7 @@ class MediaOutput(Protocol):
     def key(self, event: DtmfReceived) -> None: ...
 
 
-class EmbeddedLeg:
+class EmbeddedLeg(abc.ABC):
     """`MediaLeg` of the embedded engine; see the module docstring."""
 
     hold_silence = False
@@ -119,14 +120,14 @@ class EmbeddedLeg:
     def spec(self) -> LegSpec:
         return self._spec
 
-    async def answer(self, remote_offer: str) -> str:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def answer(self, remote_offer: str) -> str: ...
 
-    async def offer(self) -> str:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def offer(self) -> str: ...
 
-    async def accept_answer(self, remote_answer: str) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def accept_answer(self, remote_answer: str) -> None: ...
 
     async def play(self, source: AudioSource, *, loop_count: int = 1, playback_id: str) -> None:
         self._check_open("play")
@@ -362,13 +363,13 @@ class EmbeddedLeg:
 
     # -- transport hooks (subclasses) -------------------------------------------------------------------
 
-    def _send_rtp(self, packet: bytes) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _send_rtp(self, packet: bytes) -> None: ...
 
-    def _send_rtcp(self, packet: bytes) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _send_rtcp(self, packet: bytes) -> None: ...
 
-    def _transport_tick(self, now: float) -> None:
+    def _transport_tick(self, now: float) -> None:  # noqa: B027 (most transports have no such timer)
         """Transport timers that need 20 ms resolution (DTLS retransmission)."""
 
     def _transport_check(self, now: float) -> tuple[str, str | None] | None:
