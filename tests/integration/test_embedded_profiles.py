@@ -375,3 +375,38 @@ async def test_prompt_to_a_pcmu_leg_finishes(engine: EmbeddedMediaEngine) -> Non
     finally:
         await leg.close()
         await phone.close()
+
+
+async def test_our_sdes_offer_to_a_phone(engine: EmbeddedMediaEngine) -> None:
+    phone = RtpPeer(650, srtp=True)
+    await phone.start()
+    events = Events()
+    leg = await engine.create_leg("outbound-sip", events, SIP_SDES)
+    try:
+        offer = await leg.offer()
+        assert " RTP/SAVP 0 101\r\n" in offer
+        assert "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" in offer
+        assert "a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:" in offer
+        await leg.accept_answer(phone.answer(offer))
+        phone.begin()
+        await events.wait_for(MediaStarted)
+        await leg.play(Tone(1100, 2000), playback_id="out")
+        await asyncio.sleep(1.2)
+        assert abs(dominant_frequency(phone.heard(0.8), 8000) - 1100) < 20
+        assert leg.diagnostics().packets_received > 30
+    finally:
+        await leg.close()
+        await phone.close()
+
+
+async def test_dtls_role_follows_the_browser_setup(engine: EmbeddedMediaEngine) -> None:
+    browser = AiortcPeer(440)
+    try:
+        offer = await browser.offer()
+        for theirs, ours in (("active", "passive"), ("passive", "active"), ("actpass", "active")):
+            leg = await engine.create_leg(f"setup-{theirs}", Events(), BROWSER)
+            answer = await leg.answer(offer.replace("a=setup:actpass", f"a=setup:{theirs}"))
+            assert f"a=setup:{ours}\r\n" in answer
+            await leg.close()
+    finally:
+        await browser.close()
