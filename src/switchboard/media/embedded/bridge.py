@@ -4,8 +4,8 @@ other sends.
 With the same codec on both legs a path forwards packets as they are (only the RTP header is rewritten
 into the target's stream); with different codecs, and only then, it subscribes to the source's decoded
 audio and encodes it for the target (decode → resample → encode, 20 ms frames). Keys cross as RFC 4733
-events when the target takes them (forwarded, or re-timestamped when the clocks differ), and as tones
-otherwise; in-band keys from a source leg in INBAND mode are detected and sent on as events.
+events when the target takes them (forwarded, or re-timestamped into its timeline when transcoding), and
+as tones otherwise; in-band keys from a source leg in INBAND mode are detected and sent on as events.
 """
 
 from __future__ import annotations
@@ -88,9 +88,10 @@ class BridgePath:
                 self._plan()  # from the next packet on (this one was not decoded for us)
             return
         if self.target.takes_rfc4733:
-            if source.clock_rate == target.clock_rate:
+            if source.codec is target.codec:
                 self.target.deliver_forward(packet, now, kind)
             else:
+                # The target's audio is ours (transcoded), so the event is placed in its timeline.
                 self.target.deliver_event(packet, now)
 
     def key(self, event: DtmfReceived) -> None:
