@@ -176,6 +176,10 @@ class RtpPeer:
         self.queued: list[np.ndarray[Any, Any]] = []
         """8 kHz frames sent before the tone (e.g. in-band keys)."""
 
+    def switch_codec(self, codec: Codec) -> None:
+        self.codec = codec
+        self.pt, self._encode, self._decode = G711[codec]
+
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         _, self.sdp_socket = await loop.create_datagram_endpoint(

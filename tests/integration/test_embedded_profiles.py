@@ -410,3 +410,29 @@ async def test_dtls_role_follows_the_browser_setup(engine: EmbeddedMediaEngine) 
             await leg.close()
     finally:
         await browser.close()
+
+
+async def test_a_reoffer_that_changes_the_codec_replans_the_bridge(engine: EmbeddedMediaEngine) -> None:
+    whatsapp = AiortcPeer(1000)
+    phone = RtpPeer(440)
+    wa_events = Events()
+    wa_leg = await engine.create_leg("wa", wa_events, WHATSAPP_LEG)
+    sip_leg, _sip_events = await rtp_call(engine, phone)
+    try:
+        await whatsapp.accept(await wa_leg.answer(meta_like(await whatsapp.offer())))
+        await wa_events.wait_for(MediaStarted)
+        await engine.bridge(wa_leg, sip_leg)
+        await asyncio.sleep(1.0)
+        phone.switch_codec(Codec.PCMA)
+        phone.frequency = 600
+        answer = await sip_leg.answer(phone.offer(version=2))
+        assert " RTP/AVP 8 101\r\n" in answer
+        await asyncio.sleep(1.5)
+        assert sip_leg.diagnostics().codec == "PCMA/8000"
+        assert abs(dominant_frequency(whatsapp.heard(0.8), 48000) - 600) < 20
+        assert abs(dominant_frequency(phone.heard(0.8), 8000) - 1000) < 20
+    finally:
+        await wa_leg.close()
+        await sip_leg.close()
+        await whatsapp.close()
+        await phone.close()
