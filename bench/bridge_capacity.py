@@ -1,4 +1,8 @@
-"""Bridge capacity: CPU of the embedded media engine relaying N bridged two-leg Opus calls.
+"""Bridge capacity: CPU of the embedded media engine relaying N bridged two-leg calls.
+
+Modes (`--mode`): `opus` (both legs WhatsApp-like Opus over ICE + DTLS-SRTP, forwarded without decoding),
+`transcode` (an Opus WhatsApp-like leg bridged to a plain RTP PCMU leg: decode, resample, encode both ways)
+and `rtp` (two plain RTP PCMU legs, forwarded). `--loop uvloop` runs both processes on uvloop.
 
 Processes, fresh for every N (the driver, this process, only relays SDP and sleeps):
   * A (measured): an `EmbeddedMediaEngine` that answers 2N legs and bridges them in pairs (leg 2k ↔ 2k+1),
@@ -20,7 +24,8 @@ works, the other caller's tone at about the same level. The check passes when th
 holds ≥ 25 % of the energy (`switchboard.media.tones.tone_power_ratio`) and no other checked call's frequency
 holds more than 2 %. Recording decodes Opus on those legs of B only; A never decodes.
 
-Run: .venv/bin/python bench/bridge_capacity.py [--calls 10,30,60,100,150] [--window 15]
+Run: .venv/bin/python bench/bridge_capacity.py [--mode opus|transcode|rtp] [--loop asyncio|uvloop]
+     [--calls 10,30,60,100,150] [--window 15]
 """
 
 from __future__ import annotations
@@ -46,6 +51,25 @@ TONE_MS = 1000
 """Looped tone length; 1 s holds a whole number of periods of every frequency used, so loops are seamless."""
 
 
+def leg_specs(mode: str) -> tuple[Any, Any]:
+    """The specs of a bridged call's two legs (side 0, side 1) in `mode`."""
+    from switchboard.media.engine import WHATSAPP_LEG, Codec, LegSpec, TransportProfile
+
+    pcmu = LegSpec(profile=TransportProfile.RTP, codecs=(Codec.PCMU, Codec.TELEPHONE_EVENT))
+    return {"opus": (WHATSAPP_LEG, WHATSAPP_LEG), "transcode": (WHATSAPP_LEG, pcmu), "rtp": (pcmu, pcmu)}[
+        mode
+    ]
+
+
+def run_loop(main: Any, loop: str) -> None:
+    if loop == "uvloop":
+        import uvloop
+
+        uvloop.run(main)
+    else:
+        asyncio.run(main)
+
+
 def rss_bytes() -> int:
     return int(Path("/proc/self/statm").read_text().split()[1]) * PAGE
 
@@ -69,10 +93,11 @@ def call_freqs(call: int, checked: list[int]) -> tuple[float, float]:
 # --- process B: the callers ------------------------------------------------------------------------------
 
 
-def load_main(conn: Any, calls: int, check: int, record_s: float, record_dir: str) -> None:
+def load_main(
+    conn: Any, calls: int, check: int, record_s: float, record_dir: str, mode: str, loop_kind: str
+) -> None:
     from switchboard.media.embedded import EmbeddedMediaEngine
     from switchboard.media.engine import (
-        WHATSAPP_LEG,
         MediaEvent,
         MediaFailed,
         MediaLocator,
@@ -84,8 +109,9 @@ def load_main(conn: Any, calls: int, check: int, record_s: float, record_dir: st
 
     async def run() -> None:
         loop = asyncio.get_running_loop()
-        engine = EmbeddedMediaEngine(addresses=["127.0.0.1"], no_media_timeout=60)
+        engine = EmbeddedMediaEngine(addresses=["127.0.0.1"], no_media_timeout=60, rtp_ports=(40000, 49999))
         await engine.start()
+        specs = leg_specs(mode)
         started: set[str] = set()
         failed: dict[str, str] = {}
         all_started = asyncio.Event()
@@ -99,7 +125,7 @@ def load_main(conn: Any, calls: int, check: int, record_s: float, record_dir: st
             elif isinstance(event, MediaFailed):
                 failed[event.leg_id] = event.reason
 
-        legs = [await engine.create_leg(f"caller{i}", sink, WHATSAPP_LEG) for i in range(legs_total)]
+        legs = [await engine.create_leg(f"caller{i}", sink, specs[i % 2]) for i in range(legs_total)]
         conn.send([await leg.offer() for leg in legs])
         answers = await loop.run_in_executor(None, conn.recv)
         t_connect = time.monotonic()
@@ -175,24 +201,26 @@ def load_main(conn: Any, calls: int, check: int, record_s: float, record_dir: st
         )
         await engine.stop()
 
-    asyncio.run(run())
+    run_loop(run(), loop_kind)
 
 
 # --- process A: the bridge (measured) ---------------------------------------------------------------------
 
 
-def bridge_main(conn: Any, calls: int, settle: float, window: float, bridge: bool) -> None:
+def bridge_main(
+    conn: Any, calls: int, settle: float, window: float, bridge: bool, mode: str, loop_kind: str
+) -> None:
     from switchboard.media.embedded import EmbeddedMediaEngine
-    from switchboard.media.engine import WHATSAPP_LEG
 
     async def run() -> None:
         loop = asyncio.get_running_loop()
         engine = EmbeddedMediaEngine(addresses=["127.0.0.1"], no_media_timeout=60)
         await engine.start()
+        specs = leg_specs(mode)
         rss_base = rss_bytes()
         offers = await loop.run_in_executor(None, conn.recv)
         legs = [
-            await engine.create_leg(f"bridged{i}", lambda event: None, WHATSAPP_LEG)
+            await engine.create_leg(f"bridged{i}", lambda event: None, specs[i % 2])
             for i in range(len(offers))
         ]
         answers = [await leg.answer(offer) for leg, offer in zip(legs, offers, strict=True)]
@@ -212,6 +240,7 @@ def bridge_main(conn: Any, calls: int, settle: float, window: float, bridge: boo
         rx = sum(leg.diagnostics().packets_received for leg in legs) - rx0
         tx = sum(leg.diagnostics().packets_sent for leg in legs) - tx0
         failures = [leg.diagnostics().failure for leg in legs if leg.diagnostics().failure]
+        decoded = engine.frames_decoded
         conn.send(
             {
                 "cpu": cpu / wall,
@@ -223,11 +252,12 @@ def bridge_main(conn: Any, calls: int, settle: float, window: float, bridge: boo
                 "rss": rss_bytes(),
                 "failures": failures[:5],
                 "failure_count": len(failures),
+                "frames_decoded": decoded,
             }
         )
         await engine.stop()
 
-    asyncio.run(run())
+    run_loop(run(), loop_kind)
 
 
 # --- the driver -------------------------------------------------------------------------------------------
@@ -241,13 +271,13 @@ async def measure(calls: int, args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="sb-bridge-") as record_dir:
         proc_a = ctx.Process(
             target=bridge_main,
-            args=(a_child, calls, args.settle, args.window, not args.no_bridge),
+            args=(a_child, calls, args.settle, args.window, not args.no_bridge, args.mode, args.loop),
             name="bridge",
             daemon=True,
         )
         proc_b = ctx.Process(
             target=load_main,
-            args=(b_child, calls, args.check, args.record, record_dir),
+            args=(b_child, calls, args.check, args.record, record_dir, args.mode, args.loop),
             name="load",
             daemon=True,
         )
@@ -298,6 +328,7 @@ async def measure(calls: int, args: argparse.Namespace) -> dict[str, Any]:
         "expected_pps": legs * 50,
         "bridge_ticker_overruns": a["overruns"],
         "bridge_failures": a["failure_count"],
+        "bridge_frames_decoded": a["frames_decoded"],
         "bridge_failure_samples": a["failures"],
         "bridge_rss_mb": round(a["rss"] / 2**20, 1),
         "bridge_rss_base_mb": round(a["rss_base"] / 2**20, 1),
@@ -333,8 +364,8 @@ def fit(rows: list[dict[str, Any]]) -> dict[str, float] | None:
 
 def print_table(result: dict[str, Any]) -> None:
     print(
-        f"\nbridged Opus calls, embedded engine  {result['date']}  Python {result['python']}  "
-        f"{result['cpus']} CPUs  window {result['window_s']} s"
+        f"\nbridged calls ({result['mode']}, {result['loop']} loop)  {result['date']}  "
+        f"Python {result['python']}  {result['cpus']} CPUs  window {result['window_s']} s"
     )
     head = (
         f"{'N':>4} {'CPU%':>6} {'%/call':>7} {'N@100%':>7} {'N@70%':>6} {'rx pps':>7} {'tx pps':>7} "
@@ -356,7 +387,7 @@ def print_table(result: dict[str, Any]) -> None:
             f"fit: CPU% ≈ {line['fixed_percent']} + {line['marginal_percent_per_call']} * N  → "
             f"{line['calls_per_core_at_100']} calls/core at 100 %, {line['calls_per_core_at_70']} at 70 %"
         )
-    print("targets: ≥ 60 bridged Opus calls per core (long term ≥ 300)")
+    print("targets: ≥ 300 bridged Opus calls per core; ≥ 60 transcoded Opus ⇄ PCMU calls per core")
 
 
 def main() -> None:
@@ -368,6 +399,8 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=2.0, help="seconds after connect before measuring")
     parser.add_argument("--check", type=int, default=3, help="calls per N whose audio is checked (default 3)")
     parser.add_argument("--record", type=float, default=4.0, help="seconds recorded per checked leg")
+    parser.add_argument("--mode", choices=("opus", "transcode", "rtp"), default="opus", help="leg kinds")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio", help="event loop")
     parser.add_argument(
         "--no-bridge", action="store_true", help="negative control: answer the legs but never bridge them"
     )
@@ -390,6 +423,8 @@ def main() -> None:
         )
     result = {
         "benchmark": "bridge_capacity",
+        "mode": args.mode,
+        "loop": args.loop,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
@@ -401,7 +436,8 @@ def main() -> None:
     }
     print_table(result)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = args.out or RESULTS / f"bridge_capacity-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    out = args.out or RESULTS / f"bridge_capacity-{args.mode}-{args.loop}-{stamp}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
     sys.exit(0)

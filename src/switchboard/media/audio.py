@@ -1,5 +1,5 @@
 """PCM and Opus for the media engine: load files, make tones, encode and decode 20 ms Opus frames, and cache
-the encoded frames of prompts.
+the encoded frames of prompts (per codec: Opus, or G.711 at 8 kHz).
 
 PCM is always 48 kHz mono int16 (`numpy.ndarray`), the rate of Opus (RFC 7587 §4.1: the RTP clock of Opus is
 48000 whatever the audio bandwidth). One RTP packet carries one 20 ms Opus frame (RFC 7587 §4.2, `ptime` 20).
@@ -11,6 +11,7 @@ import asyncio
 import functools
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -18,7 +19,9 @@ import numpy as np
 import numpy.typing as npt
 
 from switchboard.errors import MediaError
-from switchboard.media.types import AudioSource, MediaLocator, Tone
+from switchboard.media.g711 import alaw_encode, ulaw_encode
+from switchboard.media.resample import downsample
+from switchboard.media.types import AudioSource, Codec, MediaLocator, Tone
 
 SAMPLE_RATE = 48000
 FRAME_MS = 20
@@ -60,16 +63,16 @@ def tone_pcm(frequency_hz: float, duration_ms: int, level_dbfs: float = -12.0) -
 
 
 class OpusEncoder:
-    """Encodes 48 kHz mono PCM to 20 ms Opus frames with libopus (through PyAV).
+    """Encodes mono PCM (48 kHz, or 8/16/24 kHz for narrow sources) to 20 ms Opus frames with libopus (PyAV).
 
     Defaults follow a voice call: `application=voip`, 32 kbit/s. One packet comes out per 20 ms frame put in
     (libopus' 6.5 ms look-ahead is not compensated: RTP has no pre-skip, RFC 7587 §4.2). Cost on the reference
     2-core machine is 75-230 µs per frame at complexity 10 (~90 µs at 1); lower it for live encoding at scale.
     """
 
-    def __init__(self, bitrate: int = 32000, complexity: int = 10) -> None:
+    def __init__(self, bitrate: int = 32000, complexity: int = 10, sample_rate: int = SAMPLE_RATE) -> None:
         ctx = av.CodecContext.create("libopus", "w")
-        ctx.sample_rate = SAMPLE_RATE
+        ctx.sample_rate = sample_rate
         ctx.layout = "mono"
         ctx.format = "s16"
         ctx.bit_rate = bitrate
@@ -80,16 +83,19 @@ class OpusEncoder:
         }
         ctx.open()
         self._ctx = ctx
+        self._rate = sample_rate
+        self._frame = sample_rate * FRAME_MS // 1000
         self._pts = 0
-        self._pending = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        self._pending = np.zeros(self._frame, dtype=np.int16)
 
     def encode(self, pcm: Pcm) -> list[bytes]:
         """Encode `pcm` (any length); the last partial frame is padded with silence."""
         samples = np.asarray(pcm, dtype=np.int16).reshape(-1)
         packets: list[bytes] = []
-        for start in range(0, samples.size, FRAME_SAMPLES):
-            chunk = samples[start : start + FRAME_SAMPLES]
-            if chunk.size < FRAME_SAMPLES:
+        frame = self._frame
+        for start in range(0, samples.size, frame):
+            chunk = samples[start : start + frame]
+            if chunk.size < frame:
                 self._pending[: chunk.size] = chunk
                 self._pending[chunk.size :] = 0
                 chunk = self._pending
@@ -102,9 +108,9 @@ class OpusEncoder:
 
     def _encode_frame(self, chunk: Pcm) -> list[bytes]:
         frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = SAMPLE_RATE
+        frame.sample_rate = self._rate
         frame.pts = self._pts
-        self._pts += FRAME_SAMPLES
+        self._pts += self._frame
         return [bytes(packet) for packet in self._ctx.encode(frame)]
 
 
@@ -170,13 +176,56 @@ def silence_frame() -> bytes:
     return OPUS_SILENCE
 
 
-def encode_source(source: AudioSource) -> tuple[bytes, ...]:
-    """The 20 ms Opus frames of a file or tone (blocking: decodes and encodes the whole source)."""
+@dataclass(frozen=True, slots=True)
+class DtmfTone:
+    """One key as in-band tones (ITU-T Q.23: its row and column frequencies) followed by `gap_ms` of
+    silence, for legs that carry keys in the audio."""
+
+    digit: str
+    duration_ms: int = 100
+    gap_ms: int = 60
+    level_dbfs: float = -10.0
+    """Per tone; Q.24 receivers take -25 dBm0 and up, twist 0 dB here."""
+
+
+Content = AudioSource | DtmfTone
+
+DTMF_FREQUENCIES = {
+    key: (row, column)
+    for row, keys in zip((697.0, 770.0, 852.0, 941.0), ("123A", "456B", "789C", "*0#D"), strict=True)
+    for column, key in zip((1209.0, 1336.0, 1477.0, 1633.0), keys, strict=True)
+}
+
+
+def dtmf_pcm(tone: DtmfTone) -> Pcm:
+    low, high = DTMF_FREQUENCIES[tone.digit.upper()]
+    count = SAMPLE_RATE * tone.duration_ms // 1000
+    amplitude = 32767.0 * 10.0 ** (tone.level_dbfs / 20.0)
+    t = np.arange(count) / SAMPLE_RATE
+    samples = amplitude * (np.sin(2 * np.pi * low * t) + np.sin(2 * np.pi * high * t))
+    gap = np.zeros(SAMPLE_RATE * tone.gap_ms // 1000)
+    out: Pcm = np.round(np.concatenate([samples, gap])).astype(np.int16)
+    return out
+
+
+def source_pcm(source: Content) -> Pcm:
     if isinstance(source, MediaLocator):
-        pcm = load_pcm(source.path)
-    else:
-        pcm = tone_pcm(source.frequency_hz, source.duration_ms, source.level_dbfs)
-    return tuple(OpusEncoder().encode(pcm))
+        return load_pcm(source.path)
+    if isinstance(source, DtmfTone):
+        return dtmf_pcm(source)
+    return tone_pcm(source.frequency_hz, source.duration_ms, source.level_dbfs)
+
+
+def encode_source(source: Content, codec: Codec = Codec.OPUS) -> tuple[bytes, ...]:
+    """The 20 ms frames of a file or tone in `codec` (blocking: decodes and encodes the whole source)."""
+    pcm = source_pcm(source)
+    if codec is Codec.OPUS:
+        return tuple(OpusEncoder().encode(pcm))
+    narrow = downsample(pcm)
+    narrow = np.concatenate([narrow, np.zeros(-narrow.size % 160, dtype=np.int16)])
+    encode = ulaw_encode if codec is Codec.PCMU else alaw_encode
+    payload = encode(narrow)
+    return tuple(payload[start : start + 160] for start in range(0, len(payload), 160))
 
 
 class FrameCache:
@@ -199,26 +248,26 @@ class FrameCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def frames(self, source: AudioSource) -> Sequence[bytes]:
-        """The frames of `source`, encoding now (blocking) on a miss."""
-        key = self._key(source)
+    def frames(self, source: Content, codec: Codec = Codec.OPUS) -> Sequence[bytes]:
+        """The frames of `source` in `codec`, encoding now (blocking) on a miss."""
+        key = (codec, self._key(source))
         cached = self._lookup(key)
         if cached is not None:
             return cached
-        frames = encode_source(source)
+        frames = encode_source(source, codec)
         self._store(key, frames)
         return frames
 
-    async def frames_async(self, source: AudioSource) -> Sequence[bytes]:
-        """The frames of `source`, encoding in a worker thread on a miss."""
-        key = self._key(source)
+    async def frames_async(self, source: Content, codec: Codec = Codec.OPUS) -> Sequence[bytes]:
+        """The frames of `source` in `codec`, encoding in a worker thread on a miss."""
+        key = (codec, self._key(source))
         cached = self._lookup(key)
         if cached is not None:
             return cached
         pending = self._in_flight.get(key)
         if pending is None:
             loop = asyncio.get_running_loop()
-            pending = loop.run_in_executor(None, encode_source, source)
+            pending = loop.run_in_executor(None, encode_source, source, codec)
             self._in_flight[key] = pending
             pending.add_done_callback(functools.partial(self._encoded, key))
         # Shielded: a caller that is cancelled does not cancel the encode others wait for.
@@ -229,9 +278,11 @@ class FrameCache:
         if not future.cancelled() and future.exception() is None:
             self._store(key, future.result())
 
-    def _key(self, source: AudioSource) -> Hashable:
+    def _key(self, source: Content) -> Hashable:
         if isinstance(source, Tone):
             return ("tone", source.frequency_hz, source.duration_ms, source.level_dbfs)
+        if isinstance(source, DtmfTone):
+            return source
         path = source.path.resolve()
         try:
             stat = path.stat()

@@ -71,7 +71,10 @@ class MediaLeg(Protocol):
     def spec(self) -> LegSpec: ...
 
     async def answer(self, remote_offer: str) -> str:
-        """Take the peer's SDP offer and return our SDP answer. Connectivity starts at once."""
+        """Take the peer's SDP offer and return our SDP answer. Connectivity starts at once.
+
+        An `rtp` leg takes a new offer on the same session (a re-INVITE: hold with sendonly/inactive,
+        unhold, a new address or key) and returns the matching answer; the leg stays up."""
 
     async def offer(self) -> str:
         """Return an SDP offer for a call we place."""
@@ -85,7 +88,8 @@ class MediaLeg(Protocol):
     async def stop_play(self) -> None: ...
 
     async def send_dtmf(self, digits: str, *, duration_ms: int = 100, gap_ms: int = 60) -> None:
-        """Send the keys (RFC 4733 or in-band, per the leg's `dtmf`); returns when the last was sent."""
+        """Send the keys (RFC 4733 or in-band, per the leg's `dtmf`; in-band also when the peer did not
+        negotiate telephone-event); returns when the last was sent."""
 
     async def start_recording(self, target: MediaLocator, *, fmt: RecordingFormat, recording_id: str) -> None:
         """Record what the peer sends (and, bridged, what it hears) to `target`."""
@@ -98,7 +102,8 @@ class MediaLeg(Protocol):
 
     def set_sending(self, enabled: bool) -> None:
         """Hold (False) or release (True) our outbound audio; ICE, DTLS and RTCP go on (rtpengine:
-        block/unblock media). Playback and DTMF wait while held. A new leg sends."""
+        block/unblock media). Playback and DTMF wait while held. A new leg sends. WebRTC legs send no RTP
+        while held; `rtp` legs send silence, so NAT bindings and far-end no-media timers hold."""
 
     def diagnostics(self) -> MediaDiagnostics:
         """The leg's last known diagnostics; never blocks on the engine (a remote engine returns what
@@ -114,7 +119,8 @@ class MediaMixer(Protocol):
     @property
     def id(self) -> str: ...
 
-    async def add(self, leg: MediaLeg) -> None: ...
+    async def add(self, leg: MediaLeg) -> None:
+        """Join `leg` (leaving any bridge or other mixer it was in)."""
 
     async def remove(self, leg: MediaLeg) -> None: ...
 

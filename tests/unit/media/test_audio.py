@@ -25,7 +25,7 @@ from switchboard.media.audio import (
     silence_frame,
     tone_pcm,
 )
-from switchboard.media.engine import MediaLocator, Tone
+from switchboard.media.engine import Codec, MediaLocator, Tone
 from switchboard.media.tones import dominant_frequency, tone_power_ratio
 
 
@@ -194,10 +194,10 @@ async def test_frame_cache_async_encodes_once_for_concurrent_callers(
     calls = 0
     real = audio.encode_source
 
-    def counting(source: Tone | MediaLocator) -> tuple[bytes, ...]:
+    def counting(source: Tone | MediaLocator, codec: Codec = Codec.OPUS) -> tuple[bytes, ...]:
         nonlocal calls
         calls += 1
-        return real(source)
+        return real(source, codec)
 
     monkeypatch.setattr(audio, "encode_source", counting)
     cache = FrameCache()

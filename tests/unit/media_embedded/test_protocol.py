@@ -6,7 +6,7 @@ import pytest
 
 from switchboard.core.errors import MediaError
 from switchboard.media.embedded import EmbeddedMediaEngine
-from switchboard.media.engine import WHATSAPP_LEG, MediaEngine
+from switchboard.media.engine import WHATSAPP_LEG, LegSpec, MediaEngine, SrtpPolicy, TransportProfile
 
 
 async def test_engine_satisfies_the_protocol_and_needs_start() -> None:
@@ -20,3 +20,19 @@ async def test_engine_satisfies_the_protocol_and_needs_start() -> None:
     with pytest.raises(MediaError, match="needs an offer"):
         await leg.accept_answer("v=0\r\n")
     await engine.stop()
+
+
+async def test_srtp_policy_is_for_rtp_legs_and_mixers_need_start() -> None:
+    engine = EmbeddedMediaEngine(addresses=["127.0.0.1"])
+    with pytest.raises(MediaError, match="not started"):
+        await engine.create_mixer("m")
+    await engine.start()
+    try:
+        spec = LegSpec(profile=TransportProfile.WEBRTC_CONTROLLED, srtp=SrtpPolicy.SDES)
+        with pytest.raises(MediaError, match="always use DTLS-SRTP"):
+            await engine.create_leg("x", lambda event: None, spec)
+        mixer = await engine.create_mixer("m")
+        assert mixer.id == "m"
+        await mixer.close()
+    finally:
+        await engine.stop()

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import itertools
 import struct
-from types import SimpleNamespace
-from typing import Any
 
-from switchboard.media.embedded.leg import EmbeddedLeg
+from switchboard.media.codecs import AudioFormat
 from switchboard.media.embedded.rtp import (
     RTP_HEADER,
     ReportBlock,
@@ -19,7 +17,8 @@ from switchboard.media.embedded.rtp import (
     rtp_payload,
     sequence_newer,
 )
-from switchboard.media.engine import WHATSAPP_LEG
+from switchboard.media.embedded.session import PacketKind, RtpSession
+from switchboard.media.engine import Codec
 
 
 def _fields(packet: bytes) -> tuple[int, int, int, int, int]:
@@ -63,28 +62,26 @@ def test_sender_report_round_trip() -> None:
     assert parse_report_blocks(packet) == [block]
 
 
-class _PassThroughSrtp:
-    def protect(self, packet: bytes) -> bytes:
-        return packet
-
-
-def _leg() -> tuple[EmbeddedLeg, list[bytes]]:
-    engine: Any = SimpleNamespace(silence=b"\xf8\xff\xfe", _active=set(), _handshaking=set())
-    leg = EmbeddedLeg(engine, "leg", lambda event: None, WHATSAPP_LEG)
-    sent: list[bytes] = []
-    leg._tx = _PassThroughSrtp()
-    leg._ice.send_datagram = sent.append  # type: ignore[method-assign,assignment]
-    return leg, sent
+def _session() -> RtpSession:
+    session = RtpSession("leg", ssrc=4242, cname="c", sequence=65530, timestamp=2**32 - 2000)
+    session.configure(AudioFormat(Codec.OPUS, 111), 126, b"\xf8\xff\xfe")
+    return session
 
 
 def test_outbound_stream_is_continuous_across_silence_forwarding_and_ssrc_change() -> None:
-    leg, sent = _leg()
+    session = _session()
+    sent: list[bytes] = []
     now = 100.0
+
+    def tick() -> None:
+        packet = session.tick(now)
+        if packet is not None:
+            sent.append(packet)
+
     for _ in range(3):  # silence from the ticker
-        leg._tick(now)
+        tick()
         now += 0.02
-    other = SimpleNamespace()
-    leg.peer = other  # type: ignore[assignment]
+    session.fed = True
     for index in range(5):  # forwarded from the bridged leg (its own SSRC/seq/ts/PT)
         packet = build_rtp(
             payload_type=96,
@@ -94,8 +91,10 @@ def test_outbound_stream_is_continuous_across_silence_forwarding_and_ssrc_change
             payload=b"x",
             marker=False,
         )
-        leg._forward(packet, now, 111, True)
-        leg._tick(now)  # forwarding is fresh: the ticker adds nothing
+        out = session.forward(packet, now, PacketKind.AUDIO)
+        assert out is not None
+        sent.append(out)
+        tick()  # forwarding is fresh: the ticker adds nothing
         now += 0.02
     for index in range(3):  # the other side restarted with a new SSRC
         packet = build_rtp(
@@ -106,16 +105,19 @@ def test_outbound_stream_is_continuous_across_silence_forwarding_and_ssrc_change
             payload=b"y",
             marker=False,
         )
-        leg._forward(packet, now, 111, True)
+        out = session.forward(packet, now, PacketKind.AUDIO)
+        assert out is not None
+        sent.append(out)
         now += 0.02
     now += 0.1
-    leg._tick(now)  # nothing forwarded for > 60 ms: silence again
+    tick()  # nothing forwarded for > 60 ms: silence again
     fields = [_fields(packet) for packet in sent]
     assert len(fields) == 12
-    assert {f[4] for f in fields} == {leg.ssrc}
+    assert {f[4] for f in fields} == {4242}
     assert {f[1] for f in fields} == {111}
     seqs = [f[2] for f in fields]
     assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs))
     stamps = [f[3] for f in fields]
     steps = [(b - a) & 0xFFFFFFFF for a, b in itertools.pairwise(stamps)]
     assert all(step % 960 == 0 and 0 < step <= 960 * 8 for step in steps), steps
+    assert session.stats.packets_sent == 12

@@ -1,4 +1,5 @@
-"""`EmbeddedMediaEngine`: in-process media for WhatsApp legs, one shared 20 ms ticker for every leg."""
+"""`EmbeddedMediaEngine`: in-process media for every transport profile, one shared 20 ms ticker for all
+legs and mixers."""
 
 from __future__ import annotations
 
@@ -11,14 +12,20 @@ from collections.abc import Callable, Sequence
 
 from switchboard.errors import MediaError
 from switchboard.media.audio import FrameCache, silence_frame
+from switchboard.media.embedded.bridge import Bridge
 from switchboard.media.embedded.dtls import DtlsContext
-from switchboard.media.embedded.leg import FRAME_SECONDS, EmbeddedLeg
+from switchboard.media.embedded.leg import EmbeddedLeg, LegContext, LegSettings
+from switchboard.media.embedded.mixer import EmbeddedMixer
+from switchboard.media.embedded.plain import RtpLeg
+from switchboard.media.embedded.ports import PortPool
+from switchboard.media.embedded.stream import FRAME_SECONDS
+from switchboard.media.embedded.webrtc import WebRtcLeg
 from switchboard.media.engine import (
-    Codec,
     LegSpec,
     MediaEventSink,
     MediaLeg,
     MediaMixer,
+    SrtpPolicy,
     TransportProfile,
 )
 
@@ -30,9 +37,10 @@ _MAX_LATE = 0.1
 
 
 class EmbeddedMediaEngine:
-    """`MediaEngine` that terminates ICE/DTLS-SRTP itself and relays Opus without decoding.
+    """`MediaEngine` that terminates ICE/DTLS-SRTP, SDES-SRTP and plain RTP itself; relays packets between
+    legs of the same codec without decoding and transcodes between the others.
 
-    :param addresses: local IPv4 addresses to bind one UDP socket per leg on (host candidates).
+    :param addresses: local IPv4 addresses to bind on (ICE host candidates; the first one for plain RTP).
     :param public_address: the address a 1:1 NAT maps those to; advertised in SDP (c= line and an extra
         host candidate with the same port).
     :param frame_cache: shared encoded-prompt cache (one per process); a private one if omitted.
@@ -42,6 +50,8 @@ class EmbeddedMediaEngine:
     :param rtcp_interval: seconds between RTCP sender reports per leg.
     :param remote_networks: if given, only peer candidates inside these networks are tried (e.g.
         ["127.0.0.0/8"] in tests, or the networks a private deployment's peers live in).
+    :param rtp_ports: the UDP port range of `rtp` legs (an even RTP port and the next for RTCP).
+    :param relatch_after: seconds of silence from a latched `rtp` peer before another source may latch.
     """
 
     def __init__(
@@ -55,26 +65,34 @@ class EmbeddedMediaEngine:
         dtls_timeout: float = 10.0,
         rtcp_interval: float = 5.0,
         remote_networks: Sequence[str] | None = None,
+        rtp_ports: tuple[int, int] = (20000, 29999),
+        relatch_after: float = 1.0,
     ) -> None:
         if not addresses:
             raise ValueError("EmbeddedMediaEngine needs at least one local address")
         self.addresses = tuple(addresses)
         self.public_address = public_address
         self.frame_cache = frame_cache or FrameCache(max_entries=256)
-        self.no_media_timeout = no_media_timeout
-        self.ice_timeout = ice_timeout
-        self.dtls_timeout = dtls_timeout
         self.rtcp_interval = rtcp_interval
-        self.remote_networks = (
-            tuple(ipaddress.ip_network(n, strict=False) for n in remote_networks) if remote_networks else None
+        self.settings = LegSettings(
+            addresses=self.addresses,
+            public_address=public_address,
+            no_media_timeout=no_media_timeout,
+            ice_timeout=ice_timeout,
+            dtls_timeout=dtls_timeout,
+            remote_networks=(
+                tuple(ipaddress.ip_network(n, strict=False) for n in remote_networks)
+                if remote_networks
+                else None
+            ),
+            relatch_after=relatch_after,
         )
-        self.silence = b""
+        self.ports = PortPool(*rtp_ports)
         self._dtls_context: DtlsContext | None = None
         self._legs: dict[str, EmbeddedLeg] = {}
-        self._active: set[EmbeddedLeg] = set()
-        """Legs with SRTP up: the ticker sends for them."""
-        self._handshaking: set[EmbeddedLeg] = set()
-        """Legs in the DTLS handshake: the ticker drives their retransmission timer."""
+        self._bridges: dict[EmbeddedLeg, Bridge] = {}
+        self._mixers: set[EmbeddedMixer] = set()
+        self._membership: dict[EmbeddedLeg, EmbeddedMixer] = {}
         self._ticker: asyncio.Task[None] | None = None
         self.tick_overruns = 0
 
@@ -84,15 +102,22 @@ class EmbeddedMediaEngine:
             raise MediaError("the media engine is not started")
         return self._dtls_context
 
+    @property
+    def frames_decoded(self) -> int:
+        """Audio frames decoded by all live legs (zero when every bridge forwards and nothing records)."""
+        return sum(leg.frames_decoded for leg in self._legs.values())
+
     async def start(self) -> None:
         if self._ticker is not None:
             return
         loop = asyncio.get_running_loop()
         self._dtls_context = await loop.run_in_executor(None, DtlsContext)
-        self.silence = silence_frame()
+        silence_frame()
         self._ticker = asyncio.create_task(self._run(), name="media-ticker")
 
     async def stop(self) -> None:
+        for mixer in tuple(self._mixers):
+            await mixer.close()
         for leg in list(self._legs.values()):
             await leg.close()
         if self._ticker is not None:
@@ -104,11 +129,22 @@ class EmbeddedMediaEngine:
     async def create_leg(self, leg_id: str, sink: MediaEventSink, spec: LegSpec) -> MediaLeg:
         if self._ticker is None:
             raise MediaError("the media engine is not started")
-        if spec.profile is not TransportProfile.WEBRTC_CONTROLLING or Codec.OPUS not in spec.codecs:
-            raise MediaError(f"the embedded engine does not support {spec.profile} legs with {spec.codecs}")
         if leg_id in self._legs:
             raise MediaError(f"media leg {leg_id!r} already exists")
-        leg = EmbeddedLeg(self, leg_id, sink, spec)
+        if spec.profile is not TransportProfile.RTP and spec.srtp is not SrtpPolicy.NONE:
+            raise MediaError(f"{spec.profile} legs always use DTLS-SRTP; srtp={spec.srtp} is for rtp legs")
+        context = LegContext(
+            settings=self.settings,
+            frame_cache=self.frame_cache,
+            dtls_context=self.dtls_context,
+            ports=self.ports,
+            released=self._released,
+        )
+        leg: EmbeddedLeg
+        if spec.profile is TransportProfile.RTP:
+            leg = RtpLeg(context, leg_id, sink, spec)
+        else:
+            leg = WebRtcLeg(context, leg_id, sink, spec)
         self._legs[leg_id] = leg
         return leg
 
@@ -116,34 +152,64 @@ class EmbeddedMediaEngine:
         leg_a, leg_b = self._own(a), self._own(b)
         if leg_a is leg_b:
             raise MediaError("cannot bridge a media leg to itself")
+        existing = self._bridges.get(leg_a)
+        if existing is not None and existing is self._bridges.get(leg_b):
+            return
         for leg in (leg_a, leg_b):
-            if leg.peer is not None and leg.peer not in (leg_a, leg_b):
-                other = leg.peer
-                other._unpeer()
-                leg._unpeer()
-        leg_a.peer, leg_b.peer = leg_b, leg_a
-        leg_a._fwd_resync = leg_b._fwd_resync = True
+            self._detach(leg)
+        bridge = Bridge(leg_a, leg_b)
+        self._bridges[leg_a] = self._bridges[leg_b] = bridge
+        bridge.open()
 
     async def unbridge(self, a: MediaLeg, b: MediaLeg) -> None:
         leg_a, leg_b = self._own(a), self._own(b)
-        if leg_a.peer is leg_b:
-            leg_a._unpeer()
-        if leg_b.peer is leg_a:
-            leg_b._unpeer()
+        bridge = self._bridges.get(leg_a)
+        if bridge is not None and bridge is self._bridges.get(leg_b):
+            self._close_bridge(bridge)
 
     async def create_mixer(self, mixer_id: str) -> MediaMixer:
-        raise MediaError("conference mixing is not available in the embedded engine")
+        if self._ticker is None:
+            raise MediaError("the media engine is not started")
+        mixer = EmbeddedMixer(mixer_id, own=self._own, join=self._join, closed=self._mixers.discard)
+        self._mixers.add(mixer)
+        return mixer
+
+    # -- legs, bridges and mixers -----------------------------------------------------------------------
 
     def _own(self, leg: MediaLeg) -> EmbeddedLeg:
         if not isinstance(leg, EmbeddedLeg) or self._legs.get(leg.id) is not leg:
             raise MediaError(f"media leg {leg.id!r} does not belong to this engine")
         return leg
 
-    def _forget(self, leg: EmbeddedLeg) -> None:
+    def _join(self, leg: EmbeddedLeg, mixer: EmbeddedMixer | None) -> None:
+        """A mixer takes `leg` in (leaving any bridge or other mixer), or lets it go (None)."""
+        if mixer is None:
+            self._membership.pop(leg, None)
+            return
+        self._detach(leg, keep=mixer)
+        self._membership[leg] = mixer
+
+    def _detach(self, leg: EmbeddedLeg, keep: EmbeddedMixer | None = None) -> None:
+        bridge = self._bridges.get(leg)
+        if bridge is not None:
+            self._close_bridge(bridge)
+        mixer = self._membership.get(leg)
+        if mixer is not None and mixer is not keep:
+            mixer.detach(leg)
+            del self._membership[leg]
+
+    def _close_bridge(self, bridge: Bridge) -> None:
+        bridge.close()
+        for leg in (bridge.a, bridge.b):
+            if self._bridges.get(leg) is bridge:
+                del self._bridges[leg]
+
+    def _released(self, leg: EmbeddedLeg) -> None:
+        self._detach(leg)
         if self._legs.get(leg.id) is leg:
             del self._legs[leg.id]
-        self._active.discard(leg)
-        self._handshaking.discard(leg)
+
+    # -- the ticker -------------------------------------------------------------------------------------
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -159,29 +225,30 @@ class EmbeddedMediaEngine:
                 delay = 0.0
             await asyncio.sleep(delay if delay > 0 else 0)
             now = time.monotonic()
-            if self._handshaking:
-                for leg in tuple(self._handshaking):
-                    self._guard(leg, leg._dtls_timer, now)
-            for leg in tuple(self._active):
+            for mixer in tuple(self._mixers):
                 try:
-                    leg._tick(now)
-                except Exception as exc:
-                    self._crash(leg, exc)
+                    mixer.tick(now)
+                except Exception:
+                    logger.exception("mixer %s: internal error", mixer.id)
+            legs = tuple(self._legs.values())
+            for leg in legs:
+                self._guard(leg, leg.on_tick, now)
             if now >= next_housekeeping:
                 next_housekeeping = now + HOUSEKEEPING_INTERVAL
-                for leg in tuple(self._legs.values()):
-                    self._guard(leg, leg._housekeeping, now)
+                for leg in legs:
+                    self._guard(leg, leg.on_housekeeping, now)
             if now >= next_rtcp:
                 next_rtcp = now + self.rtcp_interval
-                for leg in tuple(self._active):
-                    self._guard(leg, leg._send_rtcp, now)
+                unix_time = time.time()
+                for leg in legs:
+                    try:
+                        leg.on_rtcp_timer(now, unix_time)
+                    except Exception as exc:
+                        leg.crash(exc)
 
-    def _guard(self, leg: EmbeddedLeg, step: Callable[[float], None], now: float) -> None:
+    @staticmethod
+    def _guard(leg: EmbeddedLeg, step: Callable[[float], None], now: float) -> None:
         try:
             step(now)
         except Exception as exc:
-            self._crash(leg, exc)
-
-    def _crash(self, leg: EmbeddedLeg, exc: Exception) -> None:
-        logger.exception("media leg %s: internal error", leg.id)
-        leg._fail(f"internal media error: {type(exc).__name__}: {exc}")
+            leg.crash(exc)

@@ -1,48 +1,36 @@
-"""One WhatsApp-facing audio leg: ICE (aioice) + sans-I/O DTLS-SRTP + pylibsrtp, no RTCPeerConnection.
+"""`EmbeddedLeg`: the `MediaLeg` of the embedded engine, as a thin shell around a sans-I/O `RtpSession`.
 
-The per-packet path (`_on_datagram`, `_forward`) is synchronous, touches only the 12-byte RTP header and
-never decodes unless a recording or in-band DTMF capture asked for PCM. Everything periodic (frames to send,
-DTLS retransmission, timeouts, RTCP) is driven by the engine's one ticker through `_tick`,
-`_dtls_timer`, `_housekeeping` and `_send_rtcp`.
+What is common to every transport profile lives here: the port's playback, DTMF, recording and hold
+operations, which only configure the session; the engine-facing hooks the shared ticker calls
+(`on_tick`, `on_housekeeping`, `on_rtcp_timer`); and the bridge-facing ones (`set_output`, `deliver_*`).
+A subclass per transport (`webrtc.WebRtcLeg`, `plain.RtpLeg`) owns the sockets, SDP offer/answer and
+encryption, and calls `rtp_received` / `rtcp_received` with unprotected packets.
 """
 
 from __future__ import annotations
 
+import abc
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
-from collections import deque
-from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
-
-import numpy as np
-import numpy.typing as npt
-import pylibsrtp
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
 
 from switchboard.errors import MediaError
-from switchboard.media.audio import OpusDecoder
-from switchboard.media.embedded.dtls import DtlsRole, DtlsSrtpSession, DtlsState
-from switchboard.media.embedded.ice import IceAgent
-from switchboard.media.embedded.rtp import (
-    ReportBlock,
-    build_rtp,
-    build_sender_report,
-    parse_report_blocks,
-    rewrite_header,
-    rtp_payload,
-    sequence_newer,
-)
-from switchboard.media.embedded.sdp import (
-    AudioDescription,
-    DtlsSetup,
-    build_description,
-    parse_audio_description,
-)
-from switchboard.media.engine import (
+from switchboard.media.audio import DtmfTone, FrameCache, silence_frame
+from switchboard.media.codecs import AudioFormat, silence_payload
+from switchboard.media.embedded.dtls import DtlsContext
+from switchboard.media.embedded.ice import IPNetwork
+from switchboard.media.embedded.ports import PortPool
+from switchboard.media.embedded.session import PacketKind, RtpSession
+from switchboard.media.recording import open_recorder
+from switchboard.media.rfc4733 import DIGITS, DtmfSender
+from switchboard.media.types import (
     AudioSource,
+    Codec,
+    DtmfMode,
     DtmfReceived,
     DtmfSource,
     LegSpec,
@@ -53,162 +41,74 @@ from switchboard.media.engine import (
     MediaFailed,
     MediaLocator,
     MediaStarted,
-    PlaybackFinished,
-    RecordingFinished,
     RecordingFormat,
 )
-from switchboard.media.inband import InbandDtmfDetector
-from switchboard.media.recording import OggOpusRecorder, WavRecorder
-from switchboard.media.rfc4733 import DIGITS, DtmfReceiver, DtmfSender
-
-if TYPE_CHECKING:
-    from switchboard.media.embedded.engine import EmbeddedMediaEngine
 
 logger = logging.getLogger(__name__)
 
-Pcm = npt.NDArray[np.int16]
 
-SAMPLES_PER_FRAME = 960
-"""20 ms at Opus's 48 kHz RTP clock (RFC 7587 §4.1)."""
-FRAME_SECONDS = 0.02
-FORWARD_GAP = 0.065
-"""A bridged leg whose other side forwarded nothing for this long gets silence from the ticker."""
-_MAX_TS_SOURCES = 4
+@dataclass(frozen=True, slots=True)
+class LegSettings:
+    """The engine's configuration, as legs need it."""
 
-
-class _Recorder(Protocol):
-    def write(self, pcm: Pcm) -> None: ...
-
-    def close(self) -> tuple[int, int]: ...
+    addresses: tuple[str, ...]
+    public_address: str | None
+    no_media_timeout: float
+    ice_timeout: float
+    dtls_timeout: float
+    remote_networks: tuple[IPNetwork, ...] | None
+    relatch_after: float = 1.0
 
 
-class _Recording:
-    """Both directions decoded and mixed to mono, one 20 ms block per tick."""
+@dataclass(frozen=True, slots=True)
+class LegContext:
+    """What the engine lends each leg: settings, shared resources, and the hook to forget it on close."""
 
-    def __init__(self, recorder: _Recorder, path: Path, recording_id: str) -> None:
-        self.recorder = recorder
-        self.path = path
-        self.recording_id = recording_id
-        self.tx_decoder = OpusDecoder()
-        self.rx: deque[Pcm] = deque()
-        self.tx: deque[Pcm] = deque()
-        self.rx_samples = 0
-        self.tx_samples = 0
-
-    def mix_block(self) -> None:
-        block = np.zeros(SAMPLES_PER_FRAME, dtype=np.int32)
-        self.rx_samples = _take(self.rx, block, self.rx_samples)
-        self.tx_samples = _take(self.tx, block, self.tx_samples)
-        self.recorder.write(np.clip(block, -32768, 32767).astype(np.int16))
+    settings: LegSettings
+    frame_cache: FrameCache
+    dtls_context: DtlsContext
+    ports: PortPool
+    released: Callable[[EmbeddedLeg], None]
 
 
-def _take(buffers: deque[Pcm], into: npt.NDArray[np.int32], available: int) -> int:
-    """Add up to len(into) buffered samples into `into`; drop backlog beyond 200 ms (late bursts)."""
-    while available > 10 * SAMPLES_PER_FRAME and buffers:
-        available -= len(buffers.popleft())
-    need = len(into)
-    pos = 0
-    while pos < need and buffers:
-        head = buffers[0]
-        count = min(need - pos, len(head))
-        into[pos : pos + count] += head[:count]
-        pos += count
-        if count == len(head):
-            buffers.popleft()
-        else:
-            buffers[0] = head[count:]
-    return max(0, available - pos)
+class MediaOutput(Protocol):
+    """Where a leg's received media goes while it is bridged (`bridge.BridgePath`)."""
+
+    def carry(self, packet: bytes, kind: PacketKind, now: float) -> None: ...
+
+    def key(self, event: DtmfReceived) -> None: ...
 
 
-class _DtmfItem:
-    __slots__ = ("done", "gap_ticks", "index", "packets", "timestamp")
+class EmbeddedLeg(abc.ABC):
+    """`MediaLeg` of the embedded engine; see the module docstring."""
 
-    def __init__(
-        self,
-        packets: list[tuple[bool, int, bytes]],
-        gap_ticks: int,
-        done: asyncio.Future[None] | None,
-    ) -> None:
-        self.packets = packets
-        self.gap_ticks = gap_ticks
-        self.index = 0
-        self.timestamp = 0
-        self.done = done
+    hold_silence = False
+    """Whether a held leg keeps sending silence (plain RTP does: NAT bindings and far-end timers)."""
 
-
-class EmbeddedLeg:
-    """`MediaLeg` of the embedded engine."""
-
-    def __init__(self, engine: EmbeddedMediaEngine, leg_id: str, sink: MediaEventSink, spec: LegSpec) -> None:
-        self._engine = engine
-        self._spec = spec
+    def __init__(self, context: LegContext, leg_id: str, sink: MediaEventSink, spec: LegSpec) -> None:
+        self._context = context
         self._id = leg_id
         self._sink = sink
+        self._spec = spec
         self._diag = MediaDiagnostics()
-        self._ice = IceAgent(self._on_datagram)
-        self._dtls: DtlsSrtpSession | None = None
-        self._tx: Any = None
-        self._rx: Any = None
-        self._remote: AudioDescription | None = None
-        self._local_sdp: str | None = None
-        self._connect_task: asyncio.Task[None] | None = None
+        self.session = RtpSession(
+            leg_id,
+            ssrc=secrets.randbits(32) or 1,
+            cname=secrets.token_hex(8),
+            sequence=secrets.randbits(16),
+            timestamp=secrets.randbits(32),
+        )
+        self.session.hold_silence = self.hold_silence
+        self._output: MediaOutput | None = None
+        self._inband_capture = False
+        """`enable_inband_dtmf`: the owner wants in-band keys reported."""
+        self._inband_bridge = False
+        """A bridge needs this leg's in-band keys to send them on as RFC 4733 events."""
         self._closed = False
         self._failed = False
-        self._media_started_at = 0.0
-        self._dtls_started_at = 0.0
-        self._cname = secrets.token_hex(8)
-        # Outbound stream.
-        self.ssrc = secrets.randbits(32) or 1
-        self._opus_pt = 111
-        self._dtmf_pt: int | None = 126
-        self._seq = secrets.randbits(16)
-        """Sequence number of the last packet sent."""
-        self._ts = secrets.randbits(32)
-        """RTP timestamp of the last audio packet sent."""
-        self._last_sent = 0.0
-        self._packets_sent = 0
-        self._bytes_sent = 0
-        self._payload_bytes_sent = 0
-        self._last_rtcp_ts = 0
-        # Bridge.
-        self.peer: EmbeddedLeg | None = None
-        self._held = False
-        """Outbound audio is held (`set_sending(False)`): nothing is sent but RTCP."""
-        self._last_forward = 0.0
-        self._fwd_ssrc: int | None = None
-        self._fwd_seq_off = 0
-        self._fwd_ts_offs: dict[int, int] = {}
-        self._fwd_resync = True
-        # Playback.
-        self._play_frames: Sequence[bytes] | None = None
-        self._play_index = 0
-        self._play_loops_left = 0
-        self._play_id = ""
-        self._play_sent = 0
-        # DTMF out.
-        self._dtmf_queue: deque[_DtmfItem] = deque()
-        # Inbound stream.
-        self._last_rx = 0.0
-        self._rx_count = 0
-        self._rx_bytes = 0
-        self._rx_base_seq = -1
-        self._rx_max_seq = -1
-        self._rx_cycles = 0
-        self._rx_transit: int | None = None
-        self._rx_jitter = 0.0
-        self._rx_ssrc = 0
-        self._rx_ssrc_bytes = b""
-        self._rx_seq_count = 0
-        self._rx_lost_prior = 0
-        self._rx_expected_prior = 0
-        self._rx_received_prior = 0
-        self._rx_lsr = 0
-        self._rx_lsr_at = 0.0
-        self._dtmf_rx = DtmfReceiver()
-        # Decoding consumers (only while needed).
-        self._rx_decoder: OpusDecoder | None = None
-        self._inband: InbandDtmfDetector | None = None
-        self._recording: _Recording | None = None
+        self._media_up = False
+        self._ticking = False
+        """Whether the ticker sends for this leg (once the transport can carry media)."""
 
     # -- MediaLeg ---------------------------------------------------------------------------------------
 
@@ -220,106 +120,94 @@ class EmbeddedLeg:
     def spec(self) -> LegSpec:
         return self._spec
 
-    async def answer(self, remote_offer: str) -> str:
-        self._check_open("answer")
-        remote = parse_audio_description(remote_offer, what="offer")
-        if remote.setup is DtlsSetup.ACTIVE:
-            setup, role = DtlsSetup.PASSIVE, DtlsRole.SERVER
-        else:
-            setup, role = DtlsSetup.ACTIVE, DtlsRole.CLIENT
-        self._apply_remote(remote, role)
-        candidates = await self._gather()
-        self._local_sdp = self._build(candidates, setup, remote.mid or None)
-        self._start_connect()
-        return self._local_sdp
+    @abc.abstractmethod
+    async def answer(self, remote_offer: str) -> str: ...
 
-    async def offer(self) -> str:
-        self._check_open("offer")
-        candidates = await self._gather()
-        self._local_sdp = self._build(candidates, DtlsSetup.ACTPASS, "0")
-        return self._local_sdp
+    @abc.abstractmethod
+    async def offer(self) -> str: ...
 
-    async def accept_answer(self, remote_answer: str) -> None:
-        self._check_open("accept an answer")
-        if self._local_sdp is None:
-            raise MediaError("accept_answer() needs an offer() first")
-        remote = parse_audio_description(remote_answer, what="answer")
-        if remote.setup is DtlsSetup.ACTIVE:
-            role = DtlsRole.SERVER
-        elif remote.setup is DtlsSetup.PASSIVE:
-            role = DtlsRole.CLIENT
-        else:
-            raise MediaError(f"SDP answer has a=setup:{remote.setup}; an answer must be active or passive")
-        self._apply_remote(remote, role)
-        self._start_connect()
+    @abc.abstractmethod
+    async def accept_answer(self, remote_answer: str) -> None: ...
 
     async def play(self, source: AudioSource, *, loop_count: int = 1, playback_id: str) -> None:
         self._check_open("play")
-        frames = await self._engine.frame_cache.frames_async(source)
+        frames = await self._context.frame_cache.frames_async(source, self._codec)
         if self._closed:
             return
-        self._end_playback(completed=False)
-        self._play_frames = frames
-        self._play_index = 0
-        self._play_loops_left = loop_count if loop_count > 0 else -1
-        self._play_id = playback_id
-        self._play_sent = 0
-        if not frames:
-            self._end_playback(completed=True)
+        self.session.play(frames, loop_count, playback_id)
+        self._flush()
 
     async def stop_play(self) -> None:
-        self._end_playback(completed=False)
+        self.session.end_playback(completed=False)
+        self._flush()
 
     async def send_dtmf(self, digits: str, *, duration_ms: int = 100, gap_ms: int = 60) -> None:
         self._check_open("send DTMF")
-        if self._dtmf_pt is None:
-            raise MediaError("the peer did not negotiate telephone-event/8000: cannot send RFC 4733 DTMF")
         bad = [digit for digit in digits if digit.upper() not in DIGITS]
         if bad:
             raise MediaError(f"not DTMF digits: {''.join(bad)!r} (allowed: {DIGITS})")
         if not digits:
             return
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        gap_ticks = max(1, round(gap_ms / 20))
-        for index, digit in enumerate(digits):
-            last = index == len(digits) - 1
-            packets = DtmfSender(digit, duration_ms=duration_ms, ptime_ms=20).packets()
-            self._dtmf_queue.append(_DtmfItem(packets, 0 if last else gap_ticks, done if last else None))
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def finished(error: Exception | None) -> None:
+            if done.done():
+                return
+            if error is None:
+                done.set_result(None)
+            else:
+                done.set_exception(error)
+
+        if self._sends_rfc4733:
+            gap_ticks = max(1, round(gap_ms / 20))
+            for index, digit in enumerate(digits):
+                last = index == len(digits) - 1
+                packets = DtmfSender(digit, duration_ms=duration_ms, ptime_ms=20).packets()
+                self.session.dtmf_out.add_events(
+                    packets, 0 if last else gap_ticks, finished if last else None
+                )
+        else:
+            for index, digit in enumerate(digits):
+                last = index == len(digits) - 1
+                tone = DtmfTone(digit, duration_ms, 0 if last else gap_ms)
+                frames = await self._context.frame_cache.frames_async(tone, self._codec)
+                self.session.dtmf_out.add_tones(frames, finished if last else None)
         await done
 
     async def start_recording(self, target: MediaLocator, *, fmt: RecordingFormat, recording_id: str) -> None:
         self._check_open("record")
         self._finish_recording()
-        path = target.path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        recorder: _Recorder = WavRecorder(path) if fmt is RecordingFormat.WAV else OggOpusRecorder(path)
-        self._recording = _Recording(recorder, path, recording_id)
-        self._update_decoding()
+        self.session.start_recording(open_recorder(target.path, fmt), recording_id)
 
     async def stop_recording(self) -> None:
         self._finish_recording()
-
-    def set_sending(self, enabled: bool) -> None:
-        self._held = not enabled
+        self._flush()
 
     def enable_inband_dtmf(self, enabled: bool) -> None:
-        if enabled and self._inband is None:
-            self._inband = InbandDtmfDetector(sample_rate=48000)
-        elif not enabled:
-            self._inband = None
-        self._update_decoding()
+        self._inband_capture = enabled
+        self._update_inband()
+
+    def set_sending(self, enabled: bool) -> None:
+        self.session.sending = enabled
 
     def diagnostics(self) -> MediaDiagnostics:
         d = self._diag
-        d.packets_sent = self._packets_sent
-        d.bytes_sent = self._bytes_sent
-        d.packets_received = self._rx_count
-        d.bytes_received = self._rx_bytes
-        if self._rx_base_seq >= 0:
-            expected = self._rx_cycles + self._rx_max_seq - self._rx_base_seq + 1
-            d.packets_lost = self._rx_lost_prior + max(0, expected - self._rx_seq_count)
-            d.local_jitter_ms = round(self._rx_jitter / 48.0, 3)
-        d.selected_pair = self._ice.selected_pair() or d.selected_pair
+        stats = self.session.stats
+        audio = self.session.audio
+        per_ms = (audio.clock_rate if audio is not None else 48000) / 1000.0
+        d.packets_sent = stats.packets_sent
+        d.packets_received = stats.packets_received
+        d.bytes_sent, d.bytes_received = self._transport_bytes()
+        d.packets_lost = stats.packets_lost
+        if d.packets_lost is not None:
+            d.local_jitter_ms = round(stats.jitter / per_ms, 3)
+        d.remote_fraction_lost = stats.remote_fraction_lost
+        if stats.remote_jitter is not None:
+            d.remote_jitter_ms = round(stats.remote_jitter / per_ms, 3)
+        d.selected_pair = self._selected_pair() or d.selected_pair
+        if audio is not None:
+            d.codec = audio.rtpmap.split(" ", 1)[1]
         return MediaDiagnostics(
             ice_state=d.ice_state,
             dtls_state=d.dtls_state,
@@ -341,535 +229,221 @@ class EmbeddedLeg:
         if self._closed:
             return
         self._closed = True
-        self._engine._forget(self)
-        if self.peer is not None:
-            self.peer._unpeer()
-            self._unpeer()
-        self._end_playback(completed=False)
-        self._fail_dtmf("leg closed")
+        self._ticking = False
+        self._context.released(self)
+        self.session.end_playback(completed=False)
+        self.session.dtmf_out.fail("leg closed")
         self._finish_recording()
-        if self._dtls is not None:
-            for datagram in self._dtls.close():
-                self._ice.send_datagram(datagram)
-            if self._diag.dtls_state not in ("failed",):
-                self._set_state("dtls", "closed")
-        if self._connect_task is not None:
-            self._connect_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._connect_task
-        with contextlib.suppress(Exception):
-            await self._ice.close()
-        if self._diag.ice_state not in ("failed",):
-            self._set_state("ice", "closed")
+        self._flush()
+        await self._close_transport()
 
-    # -- setup ------------------------------------------------------------------------------------------
+    # -- for the engine's ticker ------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def on_tick(self, now: float) -> None:
+        """Every 20 ms: transport timers, then what the session sends now."""
+        self._transport_tick(now)
+        if not self._ticking:
+            return
+        packet = self.session.tick(now)
+        if packet is not None:
+            self._send_rtp(packet)
+        if self.session.events:
+            self._flush()
+
+    def on_housekeeping(self, now: float) -> None:
+        """About once a second: the timeouts that fail a leg."""
+        if self._failed or self._closed:
+            return
+        reason = self._transport_check(now)
+        if reason is not None:
+            self.fail(*reason)
+
+    def on_rtcp_timer(self, now: float, unix_time: float) -> None:
+        if self._ticking and not self._failed:
+            self._send_rtcp(self.session.rtcp_report(now, unix_time))
+
+    def crash(self, exc: Exception) -> None:
+        logger.exception("media leg %s: internal error", self._id, exc_info=exc)
+        self.fail(f"internal media error: {type(exc).__name__}: {exc}")
+
+    # -- for bridges and mixers -------------------------------------------------------------------------
+
+    @property
+    def format(self) -> AudioFormat | None:
+        """The negotiated audio codec (None before negotiation)."""
+        return self.session.audio
+
+    @property
+    def takes_rfc4733(self) -> bool:
+        """Whether keys reach this leg's peer as RFC 4733 events (else as tones in the audio)."""
+        return self._sends_rfc4733
+
+    @property
+    def frames_decoded(self) -> int:
+        return self.session.decoded_frames
+
+    def set_output(self, output: MediaOutput | None) -> None:
+        self._output = output
+
+    def set_fed(self, fed: bool) -> None:
+        self.session.fed = fed
+        self.session.stream.resync()
+
+    def deliver_forward(self, packet: bytes, now: float, kind: PacketKind) -> None:
+        out = self.session.forward(packet, now, kind)
+        if out is not None:
+            self._send_rtp(out)
+
+    def deliver_frame(self, payload: bytes, now: float) -> None:
+        out = self.session.feed(payload, now)
+        if out is not None:
+            self._send_rtp(out)
+
+    def deliver_event(self, packet: bytes, now: float) -> None:
+        out = self.session.relay_event(packet, now)
+        if out is not None:
+            self._send_rtp(out)
+
+    def deliver_key(self, digit: str, duration_ms: int) -> None:
+        """A key pressed on the other side of a bridge, regenerated here (RFC 4733 or tones)."""
+        if self._closed or digit.upper() not in DIGITS:
+            return
+        duration_ms = max(40, min(duration_ms, 2000))
+        if self._sends_rfc4733:
+            packets = DtmfSender(digit, duration_ms=duration_ms, ptime_ms=20).packets()
+            self.session.dtmf_out.add_events(packets, 2, None)
+        else:
+            frames = self._context.frame_cache.frames(DtmfTone(digit, duration_ms, 40), self._codec)
+            self.session.dtmf_out.add_tones(frames, None)
+
+    def set_bridge_inband_detection(self, enabled: bool) -> None:
+        """A bridge to a leg that takes RFC 4733 needs this leg's in-band keys detected."""
+        self._inband_bridge = enabled
+        self._update_inband()
+
+    # -- for the transport shells -----------------------------------------------------------------------
+
+    def rtp_received(self, packet: bytes, now: float) -> None:
+        kind = self.session.receive_rtp(packet, now)
+        output = self._output
+        if output is not None and kind:
+            output.carry(packet, kind, now)
+        if self.session.events:
+            self._flush()
+
+    def rtcp_received(self, packet: bytes, now: float) -> None:
+        self.session.receive_rtcp(packet, now)
+
+    def media_up(self) -> None:
+        """The transport carries media (SRTP keys ready, or the first RTP arrived): tell the owner once."""
+        if self._media_up or self._failed:
+            return
+        self._media_up = True
+        self._emit(MediaStarted(self._id))
+
+    def fail(self, reason: str, what: str | None = None, clean: bool = False) -> None:
+        """Stop the leg's media; `clean` when the peer ended it on purpose (not a failure)."""
+        if self._failed or self._closed:
+            return
+        self._failed = True
+        self._ticking = False
+        if not clean:
+            self._diag.failure = reason
+        if what is not None:
+            self._set_state(what, "closed" if clean else "failed")
+        self.session.end_playback(completed=False)
+        self.session.dtmf_out.fail(reason)
+        self._flush()
+        logger.info("media leg %s ended: %s", self._id, reason)
+        self._emit(MediaClosed(self._id, reason) if clean else MediaFailed(self._id, reason))
+
+    # -- transport hooks (subclasses) -------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _send_rtp(self, packet: bytes) -> None: ...
+
+    @abc.abstractmethod
+    def _send_rtcp(self, packet: bytes) -> None: ...
+
+    def _transport_tick(self, now: float) -> None:  # noqa: B027 (most transports have no such timer)
+        """Transport timers that need 20 ms resolution (DTLS retransmission)."""
+
+    def _transport_check(self, now: float) -> tuple[str, str | None] | None:
+        """(reason, component) when the transport must fail the leg."""
+        return None
+
+    def _transport_bytes(self) -> tuple[int, int]:
+        return 0, 0
+
+    def _selected_pair(self) -> str | None:
+        return None
+
+    async def _close_transport(self) -> None:
+        return None
+
+    # -- shared helpers ---------------------------------------------------------------------------------
+
+    @property
+    def _codec(self) -> Codec:
+        audio = self.session.audio
+        if audio is not None:
+            return audio.codec
+        return next(c for c in self._spec.codecs if c is not Codec.TELEPHONE_EVENT)
+
+    @property
+    def _sends_rfc4733(self) -> bool:
+        return self._spec.dtmf is DtmfMode.RFC4733 and self.session.telephone_event_pt is not None
+
+    @property
+    def _audio_codecs(self) -> tuple[Codec, ...]:
+        return tuple(c for c in self._spec.codecs if c is not Codec.TELEPHONE_EVENT)
+
+    @property
+    def _wants_events(self) -> bool:
+        return Codec.TELEPHONE_EVENT in self._spec.codecs
+
+    def _configure(self, audio: AudioFormat, telephone_event_pt: int | None) -> None:
+        silence = silence_frame() if audio.codec is Codec.OPUS else silence_payload(audio.codec)
+        self.session.configure(audio, telephone_event_pt, silence)
+        self._diag.codec = audio.rtpmap.split(" ", 1)[1]
+        self._update_inband()
+
+    def _update_inband(self) -> None:
+        self.session.set_inband_detection(self._inband_capture or self._inband_bridge)
+
+    def _start_ticking(self) -> None:
+        if not self._closed and not self._failed:
+            self._ticking = True
 
     def _check_open(self, action: str) -> None:
         if self._closed:
             raise MediaError(f"cannot {action}: media leg {self._id!r} is closed")
 
-    def _apply_remote(self, remote: AudioDescription, role: DtlsRole) -> None:
-        if self._remote is not None:
-            raise MediaError(f"media leg {self._id!r} already has a remote description")
-        if not remote.candidates and not remote.connection_address:
-            raise MediaError("SDP has no ICE candidates and no connection address")
-        self._remote = remote
-        self._opus_pt = remote.opus_pt
-        self._dtmf_pt = remote.telephone_event_pt
-        self._diag.codec = "opus/48000/2"
-        self._dtls = DtlsSrtpSession(self._engine.dtls_context, role, remote.fingerprints)
-
-    async def _gather(self) -> list[str]:
-        if not self._ice.local_candidates:
-            candidates = await self._ice.gather(self._engine.addresses)
-            if not candidates:
-                raise MediaError(f"could not bind a UDP socket on any of {list(self._engine.addresses)}")
-        result = []
-        public = self._engine.public_address
-        for candidate in self._ice.local_candidates:
-            if public is not None:
-                result.append(
-                    f"{candidate.foundation}1 1 udp {candidate.priority + 1} {public} "
-                    f"{candidate.port} typ host"
-                )
-            result.append(candidate.to_sdp())
-        return result
-
-    def _build(self, candidates: list[str], setup: DtlsSetup, mid: str | None) -> str:
-        first = self._ice.local_candidates[0]
-        address = self._engine.public_address or first.host
-        return build_description(
-            session_id=secrets.randbits(62),
-            address=address,
-            port=first.port,
-            ice_ufrag=self._ice.local_username,
-            ice_pwd=self._ice.local_password,
-            fingerprint=self._engine.dtls_context.fingerprint,
-            setup=setup,
-            opus_pt=self._opus_pt,
-            telephone_event_pt=self._dtmf_pt,
-            candidates=candidates,
-            ssrc=self.ssrc,
-            cname=self._cname,
-            mid=mid,
-        )
-
-    def _start_connect(self) -> None:
-        self._connect_task = asyncio.create_task(self._connect(), name=f"media-connect-{self._id}")
-
-    async def _connect(self) -> None:
-        remote = self._remote
-        assert remote is not None and self._dtls is not None
-        self._ice.remote_username = remote.ice_ufrag
-        self._ice.remote_password = remote.ice_pwd
-        self._ice.remote_is_lite = remote.ice_lite
-        candidates = list(remote.candidates)
-        if not candidates and remote.connection_address:
-            candidates = [f"1 1 udp 2130706431 {remote.connection_address} {remote.port} typ host"]
-        await self._ice.add_remote_candidates(candidates, self._engine.remote_networks)
-        self._set_state("ice", "checking")
-        try:
-            await asyncio.wait_for(self._ice.connect(), self._engine.ice_timeout)
-        except (ConnectionError, TimeoutError):
-            tried = self._ice.tried_pairs()
-            if not tried:
-                reason = (
-                    "ICE failed: the peer offered no candidate this server may use "
-                    f"({len(candidates)} in its SDP; check [server] media_remote_networks)"
-                )
-            else:
-                reason = (
-                    f"ICE failed: no candidate pair answered connectivity checks (tried {', '.join(tried)})"
-                )
-            self._fail(reason, what="ice")
-            return
-        self._ice.on_connected()
-        self._diag.selected_pair = self._ice.selected_pair()
-        self._set_state("ice", "completed")
-        now = time.monotonic()
-        self._dtls_started_at = now
-        self._set_state("dtls", "connecting")
-        for datagram in self._dtls.start(now):
-            self._ice.send_datagram(datagram)
-        self._check_dtls(now)
-        if self._dtls.state is DtlsState.CONNECTING:
-            self._engine._handshaking.add(self)
-
-    # -- receive path -----------------------------------------------------------------------------------
-
-    def _on_datagram(self, data: bytes) -> None:
-        first = data[0]
-        if 127 < first < 192:
-            rx = self._rx
-            if rx is None:
-                return
-            if 191 < data[1] < 224:
-                self._on_rtcp(data)
-                return
-            try:
-                packet = rx.unprotect(data)
-            except pylibsrtp.Error:
-                return
-            if len(packet) < 12:
-                return
-            now = time.monotonic()
-            self._last_rx = now
-            self._rx_count += 1
-            self._rx_bytes += len(data)
-            pt = packet[1] & 0x7F
-            seq = (packet[2] << 8) | packet[3]
-            if packet[8:12] == self._rx_ssrc_bytes:
-                # RFC 3550 A.1 sequence tracking, for the audio SSRC only.
-                self._rx_seq_count += 1
-                delta = (seq - self._rx_max_seq) & 0xFFFF
-                if 0 < delta < 0x8000:
-                    if seq < self._rx_max_seq:
-                        self._rx_cycles += 0x10000
-                    self._rx_max_seq = seq
-            elif pt == self._opus_pt:
-                self._restart_rx_stream(packet[8:12], seq)
-            timestamp = int.from_bytes(packet[4:8], "big")
-            if pt == self._opus_pt:
-                # RFC 3550 A.8 interarrival jitter, in 48 kHz timestamp units.
-                transit = int(now * 48000) - timestamp
-                previous = self._rx_transit
-                self._rx_transit = transit
-                if previous is not None:
-                    d = transit - previous
-                    if d < 0:
-                        d = -d
-                    if d < 0x40000000:
-                        self._rx_jitter += (d - self._rx_jitter) / 16.0
-                peer = self.peer
-                if peer is not None:
-                    peer._forward(packet, now, peer._opus_pt, True)
-                if self._rx_decoder is not None:
-                    self._decode_received(rtp_payload(packet))
-            elif pt == self._dtmf_pt:
-                self._on_telephone_event(packet, timestamp, now)
-        elif 19 < first < 64:
-            self._on_dtls(data)
-
-    def _on_telephone_event(self, packet: bytes, timestamp: int, now: float) -> None:
-        try:
-            result = self._dtmf_rx.receive(timestamp, rtp_payload(packet))
-        except ValueError:
-            return
-        peer = self.peer
-        if peer is not None and peer._dtmf_pt is not None:
-            peer._forward(packet, now, peer._dtmf_pt, False)
-        if result is not None:
-            digit, duration_ms = result
-            self._emit(DtmfReceived(self._id, digit, duration_ms, DtmfSource.RFC4733))
-
-    def _restart_rx_stream(self, ssrc: bytes, seq: int) -> None:
-        """The peer's audio (re)started on a new SSRC: keep the loss so far, track the new stream."""
-        if self._rx_base_seq >= 0:
-            expected = self._rx_cycles + self._rx_max_seq - self._rx_base_seq + 1
-            self._rx_lost_prior += max(0, expected - self._rx_seq_count)
-        self._rx_ssrc_bytes = ssrc
-        self._rx_ssrc = int.from_bytes(ssrc, "big")
-        self._rx_base_seq = self._rx_max_seq = seq
-        self._rx_cycles = 0
-        self._rx_seq_count = 1
-        self._rx_expected_prior = self._rx_received_prior = 0
-
-    def _decode_received(self, payload: bytes) -> None:
-        decoder = self._rx_decoder
-        if decoder is None:
-            return
-        try:
-            pcm = decoder.decode(payload)
-        except MediaError:
-            return
-        recording = self._recording
-        if recording is not None:
-            recording.rx.append(pcm)
-            recording.rx_samples += len(pcm)
-        if self._inband is not None:
-            for digit, duration_ms in self._inband.feed(pcm):
-                self._emit(DtmfReceived(self._id, digit, duration_ms, DtmfSource.INBAND))
-
-    def _on_rtcp(self, data: bytes) -> None:
-        try:
-            packet = self._rx.unprotect_rtcp(data)
-        except pylibsrtp.Error:
-            return
-        if len(packet) >= 20 and packet[1] == 200:
-            # Middle 32 bits of the SR's NTP timestamp, for our RR's LSR (RFC 3550 §6.4.1).
-            self._rx_lsr = int.from_bytes(packet[10:14], "big")
-            self._rx_lsr_at = time.monotonic()
-        for block in parse_report_blocks(packet):
-            if block.ssrc == self.ssrc:
-                self._diag.remote_fraction_lost = block.fraction_lost
-                self._diag.remote_jitter_ms = round(block.jitter / 48.0, 3)
-
-    def _on_dtls(self, data: bytes) -> None:
-        dtls = self._dtls
-        if dtls is None:
-            return
-        now = time.monotonic()
-        out, _ = dtls.receive(data, now)
-        for datagram in out:
-            self._ice.send_datagram(datagram)
-        self._check_dtls(now)
-
-    def _check_dtls(self, now: float) -> None:
-        dtls = self._dtls
-        if dtls is None or self._failed:
-            return
-        if dtls.state is DtlsState.CONNECTED and self._tx is None:
-            self._tx, self._rx = dtls.tx_srtp, dtls.rx_srtp
-            self._engine._handshaking.discard(self)
-            self._set_state("dtls", "connected")
-            self._media_started_at = now
-            self._last_rx = now
-            self._engine._active.add(self)
-            self._emit(MediaStarted(self._id))
-        elif dtls.state is DtlsState.FAILED:
-            self._fail(dtls.failure or "DTLS handshake failed", what="dtls")
-        elif dtls.state is DtlsState.CLOSED and self._tx is not None:
-            self._fail("the peer closed the media session (DTLS close_notify)", what="dtls", clean=True)
-
-    # -- send path --------------------------------------------------------------------------------------
-
-    def _send(self, packet: bytes) -> None:
-        data = self._tx.protect(packet)
-        self._ice.send_datagram(data)
-        self._packets_sent += 1
-        self._bytes_sent += len(data)
-
-    def _next_timestamp(self, now: float) -> int:
-        """Timestamp for a generated frame: the last one plus the frames elapsed since (at least one)."""
-        if self._last_sent:
-            frames = round((now - self._last_sent) / FRAME_SECONDS)
-            step = SAMPLES_PER_FRAME * (frames if frames > 1 else 1)
-            if step > 48000 * 5:
-                step = SAMPLES_PER_FRAME
-        else:
-            step = SAMPLES_PER_FRAME
-        return (self._ts + step) & 0xFFFFFFFF
-
-    def _send_frame(self, payload: bytes, now: float) -> None:
-        self._seq = (self._seq + 1) & 0xFFFF
-        self._ts = self._next_timestamp(now)
-        self._last_sent = now
-        self._send(
-            build_rtp(
-                payload_type=self._opus_pt,
-                sequence=self._seq,
-                timestamp=self._ts,
-                ssrc=self.ssrc,
-                payload=payload,
-                marker=False,
-            )
-        )
-        self._payload_bytes_sent += len(payload)
-        if self._recording is not None:
-            self._record_sent(payload)
-
-    def _forward(self, packet: bytes, now: float, payload_type: int, is_audio: bool) -> None:
-        """Send a packet the bridged leg received, as part of our own continuous stream."""
-        if self._tx is None or self._play_frames is not None or self._failed or self._held:
-            return
-        if self._dtmf_queue and self._dtmf_queue[0].index < len(self._dtmf_queue[0].packets):
-            return  # our own telephone-event is on the wire
-        in_ssrc = int.from_bytes(packet[8:12], "big")
-        in_seq = (packet[2] << 8) | packet[3]
-        in_ts = int.from_bytes(packet[4:8], "big")
-        if self._fwd_resync or in_ssrc != self._fwd_ssrc:
-            if self._fwd_resync:
-                self._fwd_ts_offs.clear()
-                self._fwd_resync = False
-            self._fwd_ssrc = in_ssrc
-            self._fwd_seq_off = self._seq + 1 - in_seq
-        ts_off = self._fwd_ts_offs.get(in_ssrc)
-        if ts_off is None:
-            if len(self._fwd_ts_offs) >= _MAX_TS_SOURCES:
-                self._fwd_ts_offs.clear()
-            ts_off = self._next_timestamp(now) - in_ts
-            self._fwd_ts_offs[in_ssrc] = ts_off
-        out_seq = (in_seq + self._fwd_seq_off) & 0xFFFF
-        out_ts = (in_ts + ts_off) & 0xFFFFFFFF
-        if sequence_newer(out_seq, self._seq):
-            self._seq = out_seq
-            if is_audio:
-                self._ts = out_ts
-                self._last_sent = now
-        self._last_forward = now
-        self._send(
-            rewrite_header(
-                packet, payload_type=payload_type, sequence=out_seq, timestamp=out_ts, ssrc=self.ssrc
-            )
-        )
-        if is_audio:
-            self._payload_bytes_sent += len(packet) - 12
-            if self._recording is not None:
-                self._record_sent(rtp_payload(packet))
-
-    def _record_sent(self, payload: bytes) -> None:
-        recording = self._recording
-        if recording is None:
-            return
-        try:
-            pcm = recording.tx_decoder.decode(payload)
-        except MediaError:
-            return
-        recording.tx.append(pcm)
-        recording.tx_samples += len(pcm)
-
-    # -- ticker hooks -----------------------------------------------------------------------------------
-
-    def _tick(self, now: float) -> None:
-        """Called by the engine every 20 ms once SRTP is up: send what this leg should send now."""
-        if self._held:
-            return
-        queue = self._dtmf_queue
-        if queue:
-            item = queue[0]
-            if item.index < len(item.packets):
-                self._send_dtmf_packet(item, now)
-                if self._recording is not None:
-                    self._recording.mix_block()
-                return
-            item.gap_ticks -= 1
-            if item.gap_ticks <= 0:
-                queue.popleft()
-        frames = self._play_frames
-        if frames is not None:
-            self._send_frame(frames[self._play_index], now)
-            self._play_index += 1
-            self._play_sent += 1
-            if self._play_index >= len(frames):
-                self._play_index = 0
-                if self._play_loops_left > 0:
-                    self._play_loops_left -= 1
-                if self._play_loops_left == 0:
-                    self._end_playback(completed=True)
-            self._fwd_resync = True
-        elif self.peer is None or now - self._last_forward > FORWARD_GAP:
-            self._send_frame(self._engine.silence, now)
-            self._fwd_resync = True
-        if self._recording is not None:
-            self._recording.mix_block()
-
-    def _send_dtmf_packet(self, item: _DtmfItem, now: float) -> None:
-        assert self._dtmf_pt is not None
-        if item.index == 0:
-            item.timestamp = self._next_timestamp(now)
-        marker, _duration, payload = item.packets[item.index]
-        item.index += 1
-        self._seq = (self._seq + 1) & 0xFFFF
-        self._ts = self._next_timestamp(now)
-        self._last_sent = now
-        self._fwd_resync = True
-        self._send(
-            build_rtp(
-                payload_type=self._dtmf_pt,
-                sequence=self._seq,
-                timestamp=item.timestamp,
-                ssrc=self.ssrc,
-                payload=payload,
-                marker=marker,
-            )
-        )
-        if item.index >= len(item.packets):
-            if item.done is not None and not item.done.done():
-                item.done.set_result(None)
-            if item.gap_ticks <= 0:
-                self._dtmf_queue.popleft()
-
-    def _dtls_timer(self, now: float) -> None:
-        dtls = self._dtls
-        if dtls is None:
-            self._engine._handshaking.discard(self)
-            return
-        if dtls.next_timeout is not None and now >= dtls.next_timeout:
-            for datagram in dtls.handle_timeout(now):
-                self._ice.send_datagram(datagram)
-            self._check_dtls(now)
-
-    def _housekeeping(self, now: float) -> None:
-        """About once a second: the timeouts that fail a leg."""
-        if self._failed or self._closed:
-            return
-        timeouts = self._engine
-        if self._tx is not None:
-            if self._ice.closed:
-                self._fail(
-                    "ICE failed: consent expired (the peer stopped answering connectivity checks)",
-                    what="ice",
-                )
-            elif now - self._last_rx > timeouts.no_media_timeout:
-                detail = "" if self._rx_count else " (none received since DTLS connected)"
-                self._fail(f"no RTP from the peer for {now - self._last_rx:.0f} s{detail}")
-        elif self._dtls_started_at and now - self._dtls_started_at > timeouts.dtls_timeout:
-            self._fail(
-                f"DTLS handshake timed out after {timeouts.dtls_timeout:.0f} s "
-                "(ICE connected but the peer did not complete DTLS)",
-                what="dtls",
-            )
-
-    def _send_rtcp(self, now: float) -> None:
-        if self._tx is None or self._failed:
-            return
-        report = None
-        if self._rx_base_seq >= 0:
-            extended_max = self._rx_cycles + self._rx_max_seq
-            expected = extended_max - self._rx_base_seq + 1
-            expected_interval = expected - self._rx_expected_prior
-            received_interval = self._rx_seq_count - self._rx_received_prior
-            self._rx_expected_prior = expected
-            self._rx_received_prior = self._rx_seq_count
-            lost_interval = expected_interval - received_interval
-            fraction = (
-                lost_interval / expected_interval if expected_interval > 0 and lost_interval > 0 else 0.0
-            )
-            dlsr = int((now - self._rx_lsr_at) * 65536) if self._rx_lsr else 0
-            report = ReportBlock(
-                ssrc=self._rx_ssrc,
-                fraction_lost=fraction,
-                cumulative_lost=expected - self._rx_seq_count,
-                highest_sequence=extended_max,
-                jitter=int(self._rx_jitter),
-                lsr=self._rx_lsr,
-                dlsr=dlsr & 0xFFFFFFFF,
-            )
-        packet = build_sender_report(
-            ssrc=self.ssrc,
-            unix_time=time.time(),
-            rtp_timestamp=self._next_timestamp(now),
-            packet_count=self._packets_sent,
-            octet_count=self._payload_bytes_sent,
-            cname=self._cname,
-            report=report,
-        )
-        try:
-            data = self._tx.protect_rtcp(packet)
-        except pylibsrtp.Error:
-            return
-        self._ice.send_datagram(data)
-
-    # -- state ------------------------------------------------------------------------------------------
-
-    def _unpeer(self) -> None:
-        self.peer = None
-        self._fwd_resync = True
-
-    def _update_decoding(self) -> None:
-        needs = self._recording is not None or self._inband is not None
-        if needs and self._rx_decoder is None:
-            self._rx_decoder = OpusDecoder()
-        elif not needs:
-            self._rx_decoder = None
-
-    def _end_playback(self, *, completed: bool) -> None:
-        if self._play_frames is None:
-            return
-        self._play_frames = None
-        event = PlaybackFinished(
-            self._id, self._play_id, duration_ms=self._play_sent * 20, completed=completed
-        )
-        self._emit(event)
-
     def _finish_recording(self) -> None:
-        recording = self._recording
-        if recording is None:
+        finished = self.session.finish_recording()
+        if finished is None:
             return
-        self._recording = None
-        self._update_decoding()
+        tap, path = finished
         try:
-            duration_ms, size = recording.recorder.close()
+            duration_ms, size = tap.recorder.close()
         except OSError as exc:
-            logger.warning("media leg %s: closing recording %s failed: %s", self._id, recording.path, exc)
+            logger.warning("media leg %s: closing recording %s failed: %s", self._id, path, exc)
             duration_ms, size = 0, 0
-        self._emit(
-            RecordingFinished(
-                self._id, recording.recording_id, MediaLocator.for_path(recording.path), duration_ms, size
-            )
-        )
+        self.session.recording_finished(tap, duration_ms, size)
 
-    def _fail_dtmf(self, reason: str) -> None:
-        while self._dtmf_queue:
-            item = self._dtmf_queue.popleft()
-            if item.done is not None and not item.done.done():
-                item.done.set_exception(MediaError(f"DTMF not sent: {reason}"))
-
-    def _fail(self, reason: str, *, what: str | None = None, clean: bool = False) -> None:
-        """Stop the leg's media; `clean` when the peer ended it on purpose (not a failure)."""
-        if self._failed or self._closed:
-            return
-        self._failed = True
-        if not clean:
-            self._diag.failure = reason
-        if what is not None:
-            self._set_state(what, "closed" if clean else "failed")
-        self._engine._active.discard(self)
-        self._engine._handshaking.discard(self)
-        self._end_playback(completed=False)
-        self._fail_dtmf(reason)
-        logger.info("media leg %s ended: %s", self._id, reason)
-        self._emit(MediaClosed(self._id, reason) if clean else MediaFailed(self._id, reason))
+    def _flush(self) -> None:
+        for event in self.session.take_events():
+            if isinstance(event, DtmfReceived):
+                output = self._output
+                if output is not None:
+                    output.key(event)
+                if event.source is DtmfSource.INBAND and not self._inband_capture:
+                    continue
+            self._emit(event)
 
     def _set_state(self, what: str, state: str) -> None:
         if what == "ice":
