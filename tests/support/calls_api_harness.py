@@ -5,7 +5,7 @@ Only the edges are passed in as fakes (`Overrides`): the media engine (a small i
 implementing `MediaEngine`: the tests say when playback ends and which keys the caller presses), the
 WhatsApp channel's signalling and the TTS. A second uvicorn server, `Receiver`, collects webhooks.
 
-Shared by `tests/integration/test_calls_api.py` and `tests/conformance/test_infobip_sdk.py`.
+Shared by `tests/integration/apps/test_calls_api.py` and `tests/conformance/test_infobip_sdk.py`.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import aioice.ice
 import numpy as np
 import pytest
 
-from integration.media_peers import AiortcPeer, Events, RtpPeer, meta_like
+from support.media_peers import AiortcPeer, Events, RtpPeer, meta_like
 from switchboard.media.embedded import EmbeddedMediaEngine, SdpError
 from switchboard.media.engine import (
     WHATSAPP_LEG,
