@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
-from sqlalchemy import Insert, MetaData, Table, event, make_url
+from sqlalchemy import Executable, Insert, MetaData, Row, Table, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
@@ -74,6 +74,12 @@ class Database:
         """Run `steps` in order in one transaction, grouped with the other writes queued meanwhile
         (`store.writes`); returns their outcomes once committed."""
         return await self._writes.write(*steps)
+
+    async def read(self, statement: Executable, params: Mapping[str, Any] | None = None) -> list[Row[Any]]:
+        """Rows of a query run in the group commit's queue, after every write queued before it: on a hot
+        path this costs less than a session (on SQLite, one hop to the writer thread)."""
+        (outcome,) = await self._writes.write(Step(statement, params))
+        return outcome.rows
 
     async def create_all(self) -> None:
         """Create every table without Alembic (tests and throw-away databases; servers use `migrate`)."""

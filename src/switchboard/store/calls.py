@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, func, select
+from sqlalchemy import ColumnElement, Row, bindparam, func, select
 
 from switchboard.core.models import (
     FINAL_STATES,
@@ -93,7 +93,7 @@ def _call_values(call: Call) -> dict[str, Any]:
     }
 
 
-def _call_from_row(row: CallRow) -> Call:
+def _call_from_row(row: CallRow | Row[Any]) -> Call:
     return Call(
         id=row.id,
         endpoint=endpoint_from_json(row.endpoint),
@@ -158,7 +158,7 @@ class SqlCallRepository:
         self._upsert = upsert(db.dialect, CallRow, key=["id"], update=updated)
         self._insert_log = upsert(db.dialect, CallLogRow, key=["call_id"])
         self._by_peer = (
-            select(CallRow)
+            select(CallRow.__table__)
             .where(CallRow.peer_call_id == bindparam("peer_call_id"))
             .order_by(CallRow.created_at.desc())
             .limit(1)
@@ -186,9 +186,8 @@ class SqlCallRepository:
             return _call_from_row(row) if row else None
 
     async def find_by_peer_call_id(self, peer_call_id: str) -> Call | None:
-        async with self._db.session() as session:
-            row = (await session.scalars(self._by_peer, {"peer_call_id": peer_call_id})).first()
-            return _call_from_row(row) if row else None
+        rows = await self._db.read(self._by_peer, {"peer_call_id": peer_call_id})
+        return _call_from_row(rows[0]) if rows else None
 
     async def list(
         self,
