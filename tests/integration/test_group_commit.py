@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 
 from support.databases import KINDS, empty_database
 from switchboard.store import Database, migrate
@@ -83,7 +84,7 @@ async def test_a_failing_write_fails_alone_and_the_others_commit(db: Database) -
         db.write(ledger_insert("c")),
         return_exceptions=True,
     )
-    assert isinstance(results[1], Exception)
+    assert isinstance(results[1], IntegrityError)
     assert not isinstance(results[0], Exception) and not isinstance(results[2], Exception)
     assert await stored_keys(db) == ["a", "c", "taken"]
 
@@ -135,3 +136,21 @@ async def test_close_waits_for_queued_writes(tmp_path: Path) -> None:
         assert len(await stored_keys(second)) == 10
     finally:
         await second.close()
+
+
+async def test_python_side_column_defaults_are_applied(db: Database) -> None:
+    from switchboard.store.calls_api import WebhookOutboxRow
+
+    now = datetime.now(UTC)
+    row = {
+        "subscription_id": "s",
+        "url": "http://app.test/",
+        "event_type": "E",
+        "call_id": "c",
+        "body": "{}",
+        "next_attempt_at": now,
+        "created_at": now,
+    }  # no "attempts": its column default (0) fills it in
+    await db.write(Step(insert(WebhookOutboxRow), row))
+    async with db.session() as s:
+        assert list(await s.scalars(select(WebhookOutboxRow.attempts))) == [0]

@@ -15,16 +15,20 @@ statement through aiosqlite. PostgreSQL, and SQLite in memory: a transaction on 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from queue import SimpleQueue
 from typing import Any, TypeAlias
 
-from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event
-from sqlalchemy.engine import URL
+from sqlalchemy import ClauseElement, Connection, Engine, Executable, Row, create_engine, event
+from sqlalchemy.engine import URL, Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.compiler import SQLCompiler
 
 Params: TypeAlias = Mapping[str, Any] | Sequence[Mapping[str, Any]]
 
@@ -150,6 +154,9 @@ class SqliteThreadExecutor:
         self._jobs: SimpleQueue[_Job | None] = SimpleQueue()
         self._thread: threading.Thread | None = None
         self._connection: Connection | None = None
+        self._cache: OrderedDict[tuple[int, tuple[str, ...]], tuple[Executable, _Prepared | None]] = (
+            OrderedDict()
+        )
 
     async def __call__(self, writes: list[Write]) -> list[Result]:
         if self._thread is None:
@@ -193,9 +200,40 @@ class SqliteThreadExecutor:
         except Exception as exc:
             return exc
 
-    @staticmethod
-    def _run(connection: Connection, steps: Write) -> list[Outcome]:
-        return [_outcome(connection.execute(step.statement, step.params)) for step in steps]
+    def _run(self, connection: Connection, steps: Write) -> list[Outcome]:
+        return [self._step(connection, step) for step in steps]
+
+    def _step(self, connection: Connection, step: Step) -> Outcome:
+        prepared = self._prepared(step)
+        if prepared is None:
+            return _outcome(connection.execute(step.statement, step.params))
+        driver = connection.connection.driver_connection
+        assert driver is not None and step.params is not None
+        try:
+            if isinstance(step.params, Mapping):
+                cursor = driver.execute(prepared.sql, prepared.positional(step.params))
+            else:
+                cursor = driver.executemany(prepared.sql, [prepared.positional(p) for p in step.params])
+        except sqlite3.Error as exc:
+            # the error SQLAlchemy would have raised (IntegrityError, OperationalError, ...)
+            raise DBAPIError.instance(prepared.sql, step.params, exc, sqlite3.Error) from exc
+        return Outcome(cursor.rowcount, [])
+
+    def _prepared(self, step: Step) -> _Prepared | None:
+        params = step.params
+        first = params if isinstance(params, Mapping) else (params[0] if params else None)
+        if first is None:
+            return None
+        key = (id(step.statement), tuple(first))
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] is step.statement:
+            self._cache.move_to_end(key)
+            return cached[1]
+        prepared = _Prepared.of(step.statement, list(first), self._engine.dialect)
+        self._cache[key] = (step.statement, prepared)
+        if len(self._cache) > PREPARED_CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return prepared
 
     async def close(self) -> None:
         """Stop the thread once its queue is done (it closes its connection), then the engine."""
@@ -204,6 +242,52 @@ class SqliteThreadExecutor:
             self._jobs.put(None)
             await asyncio.get_running_loop().run_in_executor(None, thread.join)
         self._engine.dispose()
+
+
+PREPARED_CACHE_SIZE = 256
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A plain DML statement compiled once for the writer's connection, run on the driver directly:
+    SQLAlchemy's per-execution work (cache key, execution context, result) costs several times what
+    SQLite spends on such a statement. Parameters go through their column types' bind processors, as
+    SQLAlchemy would send them."""
+
+    sql: str
+    compiled: SQLCompiler
+    names: tuple[str, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+
+    @classmethod
+    def of(cls, statement: Executable, keys: list[str], dialect: Dialect) -> _Prepared | None:
+        """`statement` prepared for parameters with `keys`, or None when it needs SQLAlchemy's execution
+        (not an INSERT/UPDATE/DELETE, RETURNING, Python-side defaults, expanding parameters)."""
+        if not isinstance(statement, ClauseElement):
+            return None
+        compiled = statement.compile(dialect=dialect, column_keys=keys)
+        if not isinstance(compiled, SQLCompiler) or compiled.positiontup is None:
+            return None
+        if not (compiled.isinsert or compiled.isupdate or compiled.isdelete):
+            return None
+        if compiled.effective_returning or compiled.insert_prefetch or compiled.update_prefetch:
+            return None
+        binds = [compiled.binds[name] for name in compiled.positiontup]
+        if any(bind.expanding or bind.literal_execute for bind in binds):
+            return None
+        return cls(
+            sql=compiled.string,
+            compiled=compiled,
+            names=tuple(compiled.positiontup),
+            processors=tuple(bind.type.bind_processor(dialect) for bind in binds),
+        )
+
+    def positional(self, params: Mapping[str, Any]) -> list[Any]:
+        values = self.compiled.construct_params(params)
+        return [
+            value if process is None else process(value)
+            for value, process in zip((values[name] for name in self.names), self.processors, strict=True)
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,4 +317,6 @@ def _autocommit_driver(dbapi_connection: Any, _record: object) -> None:
 def _begin_immediate(connection: Connection) -> None:
     """Take the write lock when the transaction starts: a deferred one that read first could fail with
     SQLITE_BUSY on its first write instead of waiting for the lock."""
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    driver.execute("BEGIN IMMEDIATE")
