@@ -108,10 +108,11 @@ async def test_returning_rows_come_back_in_parameter_order(db: Database) -> None
     ]
     statement = insert(WebhookOutboxRow).returning(WebhookOutboxRow.id, sort_by_parameter_order=True)
     (outcome,) = await db.write(Step(statement, rows))
-    ids = [row.id for row in outcome.rows]
+    (single,) = await db.write(Step(statement, {**rows[0], "body": "3"}))
+    ids = [row.id for row in [*outcome.rows, *single.rows]]
     async with db.session() as s:
         stored = {row.id: row.body for row in await s.scalars(select(WebhookOutboxRow))}
-    assert [stored[i] for i in ids] == ["0", "1", "2"]
+    assert [stored[i] for i in ids] == ["0", "1", "2", "3"]
 
 
 async def test_a_cancelled_writer_does_not_lose_the_others_writes(db: Database) -> None:

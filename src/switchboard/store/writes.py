@@ -15,15 +15,16 @@ statement through aiosqlite. PostgreSQL, and SQLite in memory: a transaction on 
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from queue import SimpleQueue
 from typing import Any, TypeAlias
 
-from sqlalchemy import ClauseElement, Connection, Engine, Executable, Row, create_engine, event
+from sqlalchemy import ClauseElement, Connection, Engine, Executable, Select, create_engine, event
 from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -43,10 +44,11 @@ class Step:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What a step did: rows changed and, for a statement with RETURNING, the rows returned."""
+    """What a step did: rows changed and, for a query or a statement with RETURNING, the rows returned
+    (with their values as attributes named by column key)."""
 
     rowcount: int
-    rows: list[Row[Any]]
+    rows: list[Any]
 
 
 Write: TypeAlias = Sequence[Step]
@@ -143,14 +145,15 @@ class SqliteThreadExecutor:
     """Groups as transactions in one thread that owns a synchronous connection to the SQLite file.
 
     The thread takes work from a queue and hands results back with `call_soon_threadsafe`, like
-    aiosqlite's own: `ThreadPoolExecutor.submit` costs more than a group's statements.
+    aiosqlite's own: `ThreadPoolExecutor.submit` costs more than a group's statements. Transactions are
+    opened with `BEGIN IMMEDIATE` on the driver: a deferred one that read first could fail with
+    SQLITE_BUSY on its first write instead of waiting for the lock.
     """
 
     def __init__(self, url: URL, on_connect: Callable[[Any, Any], None]) -> None:
         self._engine: Engine = create_engine(url.set(drivername="sqlite"), poolclass=NullPool)
         event.listen(self._engine, "connect", on_connect)
         event.listen(self._engine, "connect", _autocommit_driver)
-        event.listen(self._engine, "begin", _begin_immediate)
         self._jobs: SimpleQueue[_Job | None] = SimpleQueue()
         self._thread: threading.Thread | None = None
         self._connection: Connection | None = None
@@ -186,8 +189,9 @@ class SqliteThreadExecutor:
             self._connection = self._engine.connect()
         connection = self._connection
         try:
-            with connection.begin():
-                return [self._run(connection, steps) for steps in writes]
+            return self._transaction(
+                connection, [functools.partial(self._run, connection, w) for w in writes]
+            )
         except Exception:
             if len(writes) == 1:
                 raise
@@ -195,10 +199,37 @@ class SqliteThreadExecutor:
 
     def _alone(self, connection: Connection, steps: Write) -> Result:
         try:
-            with connection.begin():
-                return self._run(connection, steps)
+            (outcomes,) = self._transaction(connection, [functools.partial(self._run, connection, steps)])
+            return outcomes
         except Exception as exc:
             return exc
+
+    @staticmethod
+    def _transaction(connection: Connection, work: list[Callable[[], list[Outcome]]]) -> list[Result]:
+        """Run `work` in one transaction: committed if all of it succeeds, else rolled back and raised."""
+        driver = _driver(connection)
+        driver.execute("BEGIN IMMEDIATE")
+        try:
+            results: list[Result] = [run() for run in work]
+        except BaseException:
+            SqliteThreadExecutor._end(connection, commit=False)
+            raise
+        try:
+            SqliteThreadExecutor._end(connection, commit=True)
+        except BaseException:
+            SqliteThreadExecutor._end(connection, commit=False)
+            raise
+        return results
+
+    @staticmethod
+    def _end(connection: Connection, *, commit: bool) -> None:
+        """COMMIT or ROLLBACK; through SQLAlchemy when one of its executions began its own bookkeeping."""
+        if connection.in_transaction():
+            connection.commit() if commit else connection.rollback()
+        elif commit:
+            _driver(connection).commit()
+        else:
+            _driver(connection).rollback()
 
     def _run(self, connection: Connection, steps: Write) -> list[Outcome]:
         return [self._step(connection, step) for step in steps]
@@ -207,32 +238,41 @@ class SqliteThreadExecutor:
         prepared = self._prepared(step)
         if prepared is None:
             return _outcome(connection.execute(step.statement, step.params))
-        driver = connection.connection.driver_connection
-        assert driver is not None and step.params is not None
+        driver = _driver(connection)
         try:
-            if isinstance(step.params, Mapping):
-                cursor = driver.execute(prepared.sql, prepared.positional(step.params))
+            if step.params is None or isinstance(step.params, Mapping):
+                cursor = driver.execute(prepared.sql, prepared.positional(step.params or {}))
             else:
                 cursor = driver.executemany(prepared.sql, [prepared.positional(p) for p in step.params])
+            rows = prepared.rows(cursor.fetchall()) if prepared.row_type is not None else []
         except sqlite3.Error as exc:
             # the error SQLAlchemy would have raised (IntegrityError, OperationalError, ...)
             raise DBAPIError.instance(prepared.sql, step.params, exc, sqlite3.Error) from exc
-        return Outcome(cursor.rowcount, [])
+        return Outcome(cursor.rowcount, rows)
 
     def _prepared(self, step: Step) -> _Prepared | None:
         params = step.params
-        first = params if isinstance(params, Mapping) else (params[0] if params else None)
-        if first is None:
-            return None
+        many = params is not None and not isinstance(params, Mapping)
+        first: Mapping[str, Any] = {}
+        if params is not None:
+            if isinstance(params, Mapping):
+                first = params
+            elif params:
+                first = params[0]
+            else:
+                return None
         key = (id(step.statement), tuple(first))
         cached = self._cache.get(key)
         if cached is not None and cached[0] is step.statement:
             self._cache.move_to_end(key)
-            return cached[1]
-        prepared = _Prepared.of(step.statement, list(first), self._engine.dialect)
-        self._cache[key] = (step.statement, prepared)
-        if len(self._cache) > PREPARED_CACHE_SIZE:
-            self._cache.popitem(last=False)
+            prepared = cached[1]
+        else:
+            prepared = _Prepared.of(step.statement, list(first), self._engine.dialect)
+            self._cache[key] = (step.statement, prepared)
+            if len(self._cache) > PREPARED_CACHE_SIZE:
+                self._cache.popitem(last=False)
+        if prepared is not None and many and prepared.row_type is not None:
+            return None  # executemany returns no rows on the driver; SQLAlchemy batches these itself
         return prepared
 
     async def close(self) -> None:
@@ -249,37 +289,54 @@ PREPARED_CACHE_SIZE = 256
 
 @dataclass(frozen=True, slots=True)
 class _Prepared:
-    """A plain DML statement compiled once for the writer's connection, run on the driver directly:
+    """A Core statement compiled once for the writer's connection and run on the driver directly:
     SQLAlchemy's per-execution work (cache key, execution context, result) costs several times what
-    SQLite spends on such a statement. Parameters go through their column types' bind processors, as
-    SQLAlchemy would send them."""
+    SQLite spends on a small statement. Parameters go through their column types' bind processors and
+    returned values through their result processors, as SQLAlchemy would do."""
 
     sql: str
     compiled: SQLCompiler
     names: tuple[str, ...]
     processors: tuple[Callable[[Any], Any] | None, ...]
+    row_type: Callable[..., Any] | None
+    """Rows (named by column key) for a SELECT or RETURNING; None when the statement returns none."""
+    results: tuple[Callable[[Any], Any] | None, ...]
 
     @classmethod
     def of(cls, statement: Executable, keys: list[str], dialect: Dialect) -> _Prepared | None:
         """`statement` prepared for parameters with `keys`, or None when it needs SQLAlchemy's execution
-        (not an INSERT/UPDATE/DELETE, RETURNING, Python-side defaults, expanding parameters)."""
+        (Python-side defaults, expanding parameters, ORM entities, anything but INSERT, UPDATE, DELETE
+        and a Core SELECT)."""
         if not isinstance(statement, ClauseElement):
             return None
         compiled = statement.compile(dialect=dialect, column_keys=keys)
         if not isinstance(compiled, SQLCompiler) or compiled.positiontup is None:
             return None
-        if not (compiled.isinsert or compiled.isupdate or compiled.isdelete):
+        if compiled.insert_prefetch or compiled.update_prefetch:
             return None
-        if compiled.effective_returning or compiled.insert_prefetch or compiled.update_prefetch:
+        columns: list[Any]
+        if compiled.isinsert or compiled.isupdate or compiled.isdelete:
+            columns = list(compiled.effective_returning or [])
+        elif isinstance(statement, Select):
+            columns = list(statement.selected_columns)
+        else:
             return None
         binds = [compiled.binds[name] for name in compiled.positiontup]
         if any(bind.expanding or bind.literal_execute for bind in binds):
             return None
+        fields: list[str] = []
+        for column in columns:
+            name = getattr(column, "key", None)
+            if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
+                return None
+            fields.append(name)
         return cls(
             sql=compiled.string,
             compiled=compiled,
             names=tuple(compiled.positiontup),
             processors=tuple(bind.type.bind_processor(dialect) for bind in binds),
+            row_type=namedtuple("Row", fields) if fields else None,
+            results=tuple(column.type.result_processor(dialect, None) for column in columns),
         )
 
     def positional(self, params: Mapping[str, Any]) -> list[Any]:
@@ -287,6 +344,20 @@ class _Prepared:
         return [
             value if process is None else process(value)
             for value, process in zip((values[name] for name in self.names), self.processors, strict=True)
+        ]
+
+    def rows(self, fetched: list[tuple[Any, ...]]) -> list[Any]:
+        make = self.row_type
+        assert make is not None
+        results = self.results
+        return [
+            make(
+                *[
+                    value if process is None else process(value)
+                    for value, process in zip(row, results, strict=True)
+                ]
+            )
+            for row in fetched
         ]
 
 
@@ -310,13 +381,11 @@ def _settle(
 
 
 def _autocommit_driver(dbapi_connection: Any, _record: object) -> None:
-    """Let SQLAlchemy's `begin` event open the transaction, not the driver (see `_begin_immediate`)."""
+    """The driver opens no transaction by itself: the writer issues `BEGIN IMMEDIATE`."""
     dbapi_connection.isolation_level = None
 
 
-def _begin_immediate(connection: Connection) -> None:
-    """Take the write lock when the transaction starts: a deferred one that read first could fail with
-    SQLITE_BUSY on its first write instead of waiting for the lock."""
+def _driver(connection: Connection) -> sqlite3.Connection:
     driver = connection.connection.driver_connection
-    assert driver is not None
-    driver.execute("BEGIN IMMEDIATE")
+    assert isinstance(driver, sqlite3.Connection)
+    return driver
