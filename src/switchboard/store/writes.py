@@ -15,6 +15,7 @@ statement through aiosqlite. PostgreSQL, and SQLite in memory: a transaction on 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import sqlite3
 import threading
@@ -208,16 +209,15 @@ class SqliteThreadExecutor:
     def _transaction(connection: Connection, work: list[Callable[[], list[Outcome]]]) -> list[Result]:
         """Run `work` in one transaction: committed if all of it succeeds, else rolled back and raised."""
         driver = _driver(connection)
+        if driver.in_transaction:  # a rollback that failed before: never build on its leftovers
+            driver.rollback()
         driver.execute("BEGIN IMMEDIATE")
         try:
             results: list[Result] = [run() for run in work]
-        except BaseException:
-            SqliteThreadExecutor._end(connection, commit=False)
-            raise
-        try:
             SqliteThreadExecutor._end(connection, commit=True)
         except BaseException:
-            SqliteThreadExecutor._end(connection, commit=False)
+            with contextlib.suppress(Exception):
+                SqliteThreadExecutor._end(connection, commit=False)
             raise
         return results
 
