@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
-from sqlalchemy import Executable, Insert, MetaData, Row, Table, event, make_url
+from sqlalchemy import Executable, Insert, MetaData, Table, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
@@ -75,9 +75,10 @@ class Database:
         (`store.writes`); returns their outcomes once committed."""
         return await self._writes.write(*steps)
 
-    async def read(self, statement: Executable, params: Mapping[str, Any] | None = None) -> list[Row[Any]]:
-        """Rows of a query run in the group commit's queue, after every write queued before it: on a hot
-        path this costs less than a session (on SQLite, one hop to the writer thread)."""
+    async def read(self, statement: Executable, params: Mapping[str, Any] | None = None) -> list[Any]:
+        """Rows (values as attributes named by column key) of a Core query run in the group commit's queue,
+        after every write queued before it: on a hot path this costs less than a session (on SQLite, one
+        hop to the writer thread)."""
         (outcome,) = await self._writes.write(Step(statement, params))
         return outcome.rows
 

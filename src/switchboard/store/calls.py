@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, bindparam, func, select
+from sqlalchemy import ColumnElement, bindparam, func, select
 
 from switchboard.core.models import (
     FINAL_STATES,
@@ -93,7 +93,8 @@ def _call_values(call: Call) -> dict[str, Any]:
     }
 
 
-def _call_from_row(row: CallRow | Row[Any]) -> Call:
+def _call_from_row(row: Any) -> Call:
+    """A `Call` from a `CallRow`, or from any row with the `calls` table's columns as attributes."""
     return Call(
         id=row.id,
         endpoint=endpoint_from_json(row.endpoint),
