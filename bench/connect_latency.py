@@ -2,8 +2,9 @@
 
 Processes:
   * server (measured): a real `switchboard.server.Server` (SQLite in a temp dir, embedded media engine, one
-    API key) in its own process, started with `multiprocessing` (spawn). Its CPU and RSS are read from
-    /proc/<pid> at the start and end of the load window.
+    API key) in its own process, started with `multiprocessing` (spawn), on the runtime `switchboard serve`
+    uses (uvloop and httptools where installed; `--event-loop` and `--http-parser` choose). Its CPU and RSS
+    are read from /proc/<pid> at the start and end of the load window.
   * bench (this process), one asyncio loop with:
       - a fake Graph API: answers every `POST /{version}/{phone-number-id}/calls` with 200 `{"success": true}`
         and timestamps each `pre_accept` / `accept` / `terminate` (arrival time, Meta call id);
@@ -20,7 +21,7 @@ Measured per call: latency = arrival of `pre_accept` at the fake Graph minus the
 `connect` POST (both read with `time.perf_counter()` in this process). Split into
   webhook → CALL_RECEIVED arrives at the app, and CALL_RECEIVED at the app → `pre_accept` (app + API + SDP).
 
-Run: .venv/bin/python bench/connect_latency.py [--rate 20] [--duration 15] [--hold 2]
+Run: .venv/bin/python bench/connect_latency.py [--rate 20] [--duration 15] [--hold 2] [--event-loop asyncio]
 """
 
 from __future__ import annotations
