@@ -2,8 +2,9 @@
 
 Processes:
   * server (measured): a real `switchboard.server.Server` (SQLite in a temp dir, embedded media engine, one
-    API key) in its own process, started with `multiprocessing` (spawn). Its CPU and RSS are read from
-    /proc/<pid> at the start and end of the load window.
+    API key) in its own process, started with `multiprocessing` (spawn), on the runtime `switchboard serve`
+    uses (uvloop and httptools where installed; `--event-loop` and `--http-parser` choose). Its CPU and RSS
+    are read from /proc/<pid> at the start and end of the load window.
   * bench (this process), one asyncio loop with:
       - a fake Graph API: answers every `POST /{version}/{phone-number-id}/calls` with 200 `{"success": true}`
         and timestamps each `pre_accept` / `accept` / `terminate` (arrival time, Meta call id);
@@ -20,7 +21,7 @@ Measured per call: latency = arrival of `pre_accept` at the fake Graph minus the
 `connect` POST (both read with `time.perf_counter()` in this process). Split into
   webhook → CALL_RECEIVED arrives at the app, and CALL_RECEIVED at the app → `pre_accept` (app + API + SDP).
 
-Run: .venv/bin/python bench/connect_latency.py [--rate 20] [--duration 15] [--hold 2]
+Run: .venv/bin/python bench/connect_latency.py [--rate 20] [--duration 15] [--hold 2] [--event-loop asyncio]
 """
 
 from __future__ import annotations
@@ -68,11 +69,19 @@ Asgi = Callable[
 
 
 def server_main(
-    conn: Any, port: int, data_dir: str, graph_url: str, app_secret: str, log_level: str, profile: str | None
+    conn: Any,
+    port: int,
+    data_dir: str,
+    graph_url: str,
+    app_secret: str,
+    log_level: str,
+    profile: str | None,
+    runtime_choice: dict[str, str],
 ) -> None:
     """Child process: run a real Server until the parent sends anything on `conn` (cProfile if asked)."""
     import logging
 
+    from switchboard import runtime
     from switchboard.config import load_settings
 
     logging.basicConfig(level=log_level, format="server %(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -80,7 +89,13 @@ def server_main(
 
     settings = load_settings(
         overrides={
-            "server": {"host": "127.0.0.1", "port": port, "data_dir": data_dir, "allow_private_urls": True},
+            "server": {
+                "host": "127.0.0.1",
+                "port": port,
+                "data_dir": data_dir,
+                "allow_private_urls": True,
+                **runtime_choice,
+            },
             "api": {"keys": [API_KEY]},
             "whatsapp": {
                 "graph_retries": 0,
@@ -104,16 +119,23 @@ def server_main(
 
     async def run() -> None:
         async with Server(settings):
-            conn.send("ready")
-            await asyncio.get_running_loop().run_in_executor(None, conn.recv)
+            loop = asyncio.get_running_loop()
+            conn.send(
+                {
+                    "event_loop": f"{type(loop).__module__}.{type(loop).__name__}",
+                    "http_parser": runtime.http_parser_name(settings.server.http_parser),
+                }
+            )
+            await loop.run_in_executor(None, conn.recv)
 
+    # the loop `switchboard serve` runs on (uvloop where installed, unless --event-loop says otherwise)
     if profile is None:
-        asyncio.run(run())
+        runtime.run(run(), event_loop=settings.server.event_loop)
         return
     import cProfile
 
     profiler = cProfile.Profile()
-    profiler.runcall(asyncio.run, run())
+    profiler.runcall(runtime.run, run(), event_loop=settings.server.event_loop)
     profiler.dump_stats(profile)
 
 
@@ -418,15 +440,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     parent, child = mp.Pipe()
     proc = mp.get_context("spawn").Process(
         target=server_main,
-        args=(child, server_port, tmp.name, graph_url, bench.app_secret, args.server_log_level, args.profile),
+        args=(
+            child,
+            server_port,
+            tmp.name,
+            graph_url,
+            bench.app_secret,
+            args.server_log_level,
+            args.profile,
+            {"event_loop": args.event_loop, "http_parser": args.http_parser},
+        ),
         name="switchboard",
         daemon=True,
     )
     proc.start()
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
     try:
-        ready = await loop.run_in_executor(None, parent.recv)
-        assert ready == "ready", ready
+        server_runtime = await loop.run_in_executor(None, parent.recv)
+        assert isinstance(server_runtime, dict), server_runtime
         assert proc.pid is not None
         bench.server_url = f"http://127.0.0.1:{server_port}"
         bench.api = httpx.AsyncClient(
@@ -514,6 +545,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
+        "server_runtime": server_runtime,
         "load_average_before": [round(x, 2) for x in load0],
         "load_average_after": [round(x, 2) for x in load1],
         "rate_cps": args.rate,
@@ -550,7 +582,7 @@ def print_table(result: dict[str, Any]) -> None:
     print(
         f"\nconnect → pre_accept  {result['rate_cps']} cps for {result['duration_s']} s = "
         f"{result['calls']} calls (hold {result['hold_s']} s)  {result['date']}  Python {result['python']}  "
-        f"load avg {result['load_average_before']}"
+        f"load avg {result['load_average_before']}  server on {result['server_runtime']}"
     )
     print(f"{'segment':34} {'n':>5} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for label, key in (
@@ -594,6 +626,18 @@ def main() -> None:
         "--profile", help="write a cProfile of the server process here (slows the server: not for figures)"
     )
     parser.add_argument("--server-log-level", default="WARNING", help="the server process's log level")
+    parser.add_argument(
+        "--event-loop",
+        choices=["auto", "uvloop", "asyncio"],
+        default="auto",
+        help="the server's event loop (default auto: uvloop where installed, as `switchboard serve`)",
+    )
+    parser.add_argument(
+        "--http-parser",
+        choices=["auto", "httptools", "h11"],
+        default="auto",
+        help="the server's HTTP parser (default auto: httptools where installed)",
+    )
     parser.add_argument(
         "--out", type=Path, help="result JSON (default bench/results/connect_latency-<time>.json)"
     )

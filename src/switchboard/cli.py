@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import errno
 import logging
 import socket
 import sys
 from pathlib import Path
 
+from switchboard import runtime
 from switchboard.config import ConfigError, Settings, load_settings
 from switchboard.errors import SwitchboardError
 
@@ -88,7 +88,7 @@ def _run_serve(args: argparse.Namespace) -> None:
     port = settings.server.port
     _require_free_ports(settings.server.host, [("server", port, "--port (or [server] port)")])
     settings.server.data_dir.mkdir(parents=True, exist_ok=True)
-    asyncio.run(_serve(settings))
+    runtime.run(_serve(settings), event_loop=settings.server.event_loop)
 
 
 def _run_demo(args: argparse.Namespace) -> None:
@@ -101,9 +101,10 @@ def _run_demo(args: argparse.Namespace) -> None:
         ],
     )
     args.data_dir.mkdir(parents=True, exist_ok=True)
+    event_loop = load_settings().server.event_loop
     from switchboard.demo.run import run_demo
 
-    asyncio.run(run_demo(args.port, args.emulator_port, args.app_port, args.data_dir))
+    runtime.run(run_demo(args.port, args.emulator_port, args.app_port, args.data_dir), event_loop=event_loop)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from switchboard.runtime import (
+    EventLoopName,
+    HttpParserName,
+    RuntimeUnavailable,
+    event_loop_name,
+    http_parser_name,
+)
+
 DEFAULT_GRAPH_API_URL = "https://graph.facebook.com"
 GRAPH_API_VERSION = "v23.0"
 
@@ -37,6 +45,28 @@ class ServerSettings(_Strict):
     allow_private_urls: bool = False
     """Allow notify URLs and audio URLs that resolve to private or loopback addresses."""
     no_media_timeout_s: float = Field(20.0, gt=0)
+    event_loop: EventLoopName = "auto"
+    """`auto`: uvloop when installed, else asyncio's loop; `SWITCHBOARD_EVENT_LOOP` overrides it."""
+    http_parser: HttpParserName = "auto"
+    """`auto`: httptools when installed, else h11."""
+
+    @field_validator("event_loop")
+    @classmethod
+    def _event_loop(cls, value: EventLoopName) -> EventLoopName:
+        try:
+            event_loop_name(value)
+        except RuntimeUnavailable as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("http_parser")
+    @classmethod
+    def _http_parser(cls, value: HttpParserName) -> HttpParserName:
+        try:
+            http_parser_name(value)
+        except RuntimeUnavailable as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("media_addresses")
     @classmethod
@@ -208,6 +238,8 @@ def load_settings(
             raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from exc
     if env.get("DATABASE_URL"):
         data.setdefault("database", {})["url"] = env["DATABASE_URL"]
+    if env.get("SWITCHBOARD_EVENT_LOOP"):
+        data.setdefault("server", {})["event_loop"] = env["SWITCHBOARD_EVENT_LOOP"]
     if env.get("SWITCHBOARD_API_KEYS"):
         data.setdefault("api", {})["keys"] = [
             k.strip() for k in env["SWITCHBOARD_API_KEYS"].split(",") if k.strip()

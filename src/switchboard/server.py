@@ -41,6 +41,7 @@ from switchboard.httpapi.fetch import UrlAudioFetcher
 from switchboard.media.embedded import EmbeddedMediaEngine
 from switchboard.media.engine import MediaEngine, MediaLocator, RecordingFormat
 from switchboard.media.tts import SpeechSynthesizer
+from switchboard.runtime import http_parser_name
 from switchboard.store import (
     Database,
     SqlCallRepository,
@@ -278,7 +279,13 @@ class Server:
         self._sock = bind_socket(settings.server.host, settings.server.port)
         self.port: int = self._sock.getsockname()[1]
         self._uvicorn = uvicorn.Server(
-            uvicorn.Config(self.app, log_level="warning", lifespan="on", access_log=False)
+            uvicorn.Config(
+                self.app,
+                log_level="warning",
+                lifespan="on",
+                access_log=False,
+                http=http_parser_name(settings.server.http_parser),
+            )
         )
         self._task: asyncio.Task[None] | None = None
 

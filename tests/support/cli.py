@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import IO
 
 SWITCHBOARD = [sys.executable, "-m", "switchboard.cli"]
+SETTINGS_VARIABLES = ("DATABASE_URL", "SWITCHBOARD_API_KEYS", "SWITCHBOARD_EVENT_LOOP")
 
 
 def cli_env(**overrides: str) -> dict[str, str]:
     """The environment without the variables that would change the settings, plus `overrides`."""
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SWITCHBOARD_API_KEYS")}
+    env = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES}
     return {**env, "PYTHONUNBUFFERED": "1", **overrides}
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, bindparam, func, select
 
 from switchboard.core.models import (
     FINAL_STATES,
@@ -19,7 +19,7 @@ from switchboard.core.models import (
     Endpoint,
     HangupSource,
 )
-from switchboard.store.base import Database, insert_on_conflict
+from switchboard.store.base import Database, upsert
 from switchboard.store.codec import (
     endpoint_from_json,
     endpoint_to_json,
@@ -29,6 +29,7 @@ from switchboard.store.codec import (
     targets_to_json,
 )
 from switchboard.store.tables import CallLogRow, CallRow
+from switchboard.store.writes import Step
 
 _FINAL = [state.value for state in FINAL_STATES]
 
@@ -92,7 +93,8 @@ def _call_values(call: Call) -> dict[str, Any]:
     }
 
 
-def _call_from_row(row: CallRow) -> Call:
+def _call_from_row(row: Any) -> Call:
+    """A `Call` from a `CallRow`, or from any row with the `calls` table's columns as attributes."""
     return Call(
         id=row.id,
         endpoint=endpoint_from_json(row.endpoint),
@@ -153,36 +155,31 @@ class SqlCallRepository:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        updated = [c.name for c in CallRow.__table__.columns if c.name not in ("id", "created_at")]
+        self._upsert = upsert(db.dialect, CallRow, key=["id"], update=updated)
+        self._insert_log = upsert(db.dialect, CallLogRow, key=["call_id"])
+        self._by_peer = (
+            select(CallRow.__table__)
+            .where(CallRow.peer_call_id == bindparam("peer_call_id"))
+            .order_by(CallRow.created_at.desc())
+            .limit(1)
+        )
 
     async def save(self, call: Call) -> None:
+        """Upsert the call's row; in a final state, also write its CDR (once), in the same transaction."""
         now = datetime.now(UTC)
         values = _call_values(call)
-        update = [name for name in values if name != "id"] + ["updated_at"]
-        upsert = insert_on_conflict(
-            self._db.dialect,
-            CallRow,
-            {**values, "created_at": now, "updated_at": now},
-            key=["id"],
-            update=update,
-        )
-        async with self._db.session() as session:
-            await session.execute(upsert)
-            if call.state.is_final:
-                log = {name: value for name, value in values.items() if name != "id"}
-                log.update(
-                    call_id=call.id,
-                    duration=call.duration,
-                    ring_duration=call.ring_duration,
-                    logged_at=now,
-                )
-                await session.execute(
-                    insert_on_conflict(
-                        self._db.dialect,
-                        CallLogRow,
-                        log,
-                        key=["call_id"],
-                    )
-                )
+        steps = [Step(self._upsert, {**values, "created_at": now, "updated_at": now})]
+        if call.state.is_final:
+            log = {name: value for name, value in values.items() if name != "id"}
+            log.update(
+                call_id=call.id,
+                duration=call.duration,
+                ring_duration=call.ring_duration,
+                logged_at=now,
+            )
+            steps.append(Step(self._insert_log, log))
+        await self._db.write(*steps)
 
     async def get(self, call_id: str) -> Call | None:
         async with self._db.session() as session:
@@ -190,15 +187,8 @@ class SqlCallRepository:
             return _call_from_row(row) if row else None
 
     async def find_by_peer_call_id(self, peer_call_id: str) -> Call | None:
-        query = (
-            select(CallRow)
-            .where(CallRow.peer_call_id == peer_call_id)
-            .order_by(CallRow.created_at.desc())
-            .limit(1)
-        )
-        async with self._db.session() as session:
-            row = (await session.scalars(query)).first()
-            return _call_from_row(row) if row else None
+        rows = await self._db.read(self._by_peer, {"peer_call_id": peer_call_id})
+        return _call_from_row(rows[0]) if rows else None
 
     async def list(
         self,

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
 from switchboard.core.models import CallError, Endpoint, EndpointType, ErrorCode, InboundAction, InboundTarget
 from switchboard.store.types import as_utc
 
+_ENDPOINT_FIELDS = tuple(f.name for f in fields(Endpoint))
+
 
 def endpoint_to_json(endpoint: Endpoint) -> dict[str, Any]:
-    data = asdict(endpoint)
+    data = {name: value for name in _ENDPOINT_FIELDS if (value := getattr(endpoint, name)) is not None}
     data["type"] = endpoint.type.value
-    return {name: value for name, value in data.items() if value is not None}
+    return data
 
 
 def endpoint_from_json(data: dict[str, Any]) -> Endpoint:

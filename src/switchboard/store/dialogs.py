@@ -10,9 +10,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select
 
 from switchboard.core.models import Dialog, DialogState
-from switchboard.store.base import Database, insert_on_conflict
+from switchboard.store.base import Database, upsert
 from switchboard.store.codec import error_from_columns
 from switchboard.store.tables import DialogRow
+from switchboard.store.writes import Step
 
 _ENDED = [DialogState.FINISHED.value, DialogState.FAILED.value]
 
@@ -49,20 +50,12 @@ def _from_row(row: DialogRow) -> Dialog:
 class SqlDialogRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
+        updated = [c.name for c in DialogRow.__table__.columns if c.name not in ("id", "created_at")]
+        self._upsert = upsert(db.dialect, DialogRow, key=["id"], update=updated)
 
     async def save(self, dialog: Dialog) -> None:
         now = datetime.now(UTC)
-        values = _values(dialog)
-        update = [name for name in values if name != "id"] + ["updated_at"]
-        statement = insert_on_conflict(
-            self._db.dialect,
-            DialogRow,
-            {**values, "created_at": now, "updated_at": now},
-            key=["id"],
-            update=update,
-        )
-        async with self._db.session() as session:
-            await session.execute(statement)
+        await self._db.write(Step(self._upsert, {**_values(dialog), "created_at": now, "updated_at": now}))
 
     async def get(self, dialog_id: str) -> Dialog | None:
         async with self._db.session() as session:

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from switchboard.core.models import PermissionStatus
 from switchboard.core.ports import PermissionRecord
-from switchboard.store.base import Database, insert_on_conflict
+from switchboard.store.base import Database, upsert
 from switchboard.store.codec import times_from_json, times_to_json
 from switchboard.store.tables import PermissionRow
+from switchboard.store.writes import Step
+
+KEY = ("sender_id", "wa_id")
 
 
 class SqlPermissionRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
+        updated = [c.name for c in PermissionRow.__table__.columns if c.name not in KEY]
+        self._upsert = upsert(db.dialect, PermissionRow, key=KEY, update=updated)
 
     async def get(self, sender_id: str, user: str) -> PermissionRecord | None:
         async with self._db.session() as session:
@@ -40,12 +45,4 @@ class SqlPermissionRepository:
             "unanswered_in_a_row": record.unanswered_in_a_row,
             "updated_at": record.updated_at,
         }
-        statement = insert_on_conflict(
-            self._db.dialect,
-            PermissionRow,
-            values,
-            key=["sender_id", "wa_id"],
-            update=[name for name in values if name not in ("sender_id", "wa_id")],
-        )
-        async with self._db.session() as session:
-            await session.execute(statement)
+        await self._db.write(Step(self._upsert, values))

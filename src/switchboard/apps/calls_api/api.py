@@ -20,9 +20,10 @@ from typing import Any
 
 import httpx
 from fastapi import APIRouter
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import insert
 
 from switchboard.apps.calls_api import calls, configurations, files
+from switchboard.apps.calls_api.configuration_ids import ConfigurationIds
 from switchboard.apps.calls_api.context import Context
 from switchboard.apps.calls_api.mapping import (
     endpoint_model,
@@ -31,18 +32,18 @@ from switchboard.apps.calls_api.mapping import (
     event_name,
     platform_model,
 )
-from switchboard.apps.calls_api.outbox import Outbox, RetryPolicy
+from switchboard.apps.calls_api.outbox import Outbox, Pending, RetryPolicy
 from switchboard.apps.calls_api.schemas import CallRecordingModel, RecordingFileModel
 from switchboard.apps.calls_api.subscriptions import SubscriptionIndex, Target
 from switchboard.core import events as ev
 from switchboard.core.control import CallControl
 from switchboard.core.models import InboundAction, InboundTarget
-from switchboard.store.base import Database
+from switchboard.store.base import Database, upsert
 from switchboard.store.calls_api import (
     CallRecordingRow,
-    CallsConfigurationRow,
     WebhookOutboxRow,
 )
+from switchboard.store.writes import Step
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,11 @@ class CallsApi:
         retry: RetryPolicy | None = None,
     ) -> None:
         self._control = control
+        self._insert_outbox = insert(WebhookOutboxRow).returning(
+            WebhookOutboxRow.id, sort_by_parameter_order=True
+        )
+        recording_columns = [c.name for c in CallRecordingRow.__table__.columns if c.name != "id"]
+        self._upsert_recording = upsert(db.dialect, CallRecordingRow, key=["id"], update=recording_columns)
         self._subscriptions = SubscriptionIndex(db)
         self._outbox = Outbox(
             db,
@@ -83,6 +89,7 @@ class CallsApi:
             allow_private_urls=allow_private_urls,
             clock=clock,
             subscriptions=self._subscriptions,
+            configurations=ConfigurationIds(db),
             outbox=self._outbox,
         )
         self.router = APIRouter()
@@ -96,9 +103,8 @@ class CallsApi:
     async def refusal(self, target: InboundTarget) -> str | None:
         if not target.id:
             return "the target names no calls configuration"
-        async with self._ctx.db.session() as s:
-            if await s.get(CallsConfigurationRow, target.id) is None:
-                return f"calls configuration {target.id!r} does not exist"
+        if not await self._ctx.configurations.exists(target.id):
+            return f"calls configuration {target.id!r} does not exist"
         return None
 
     async def run(self) -> None:
@@ -115,49 +121,54 @@ class CallsApi:
                 for target in await self._subscriptions.matching(configuration_id, name):
                     wanting.setdefault(target.id, target)
         targets = list(wanting.values())
-        recording = isinstance(event, ev.RecordingReady)
-        if not targets and not recording:
+        if not targets and not isinstance(event, ev.RecordingReady):
             return
         now = self._ctx.clock()
-        rows: list[WebhookOutboxRow] = []
-        async with self._ctx.db.session() as s:
-            extra = await self._recording(s, event) if isinstance(event, ev.RecordingReady) else None
-            if targets and name:
-                body = envelope(event, name, extra).model_dump_json(by_alias=True)
-                rows = [
-                    WebhookOutboxRow(
-                        subscription_id=target.id,
-                        url=target.url,
-                        event_type=name,
-                        call_id=event.call.id,
-                        body=body,
-                        attempts=0,
-                        next_attempt_at=now,
-                        created_at=now,
-                    )
-                    for target in targets
-                ]
-                s.add_all(rows)
-        self._outbox.add(rows)
+        steps: list[Step] = []
+        extra = None
+        if isinstance(event, ev.RecordingReady):
+            recording, extra = self._recording(event)
+            steps.append(Step(self._upsert_recording, recording))
+        rows: list[dict[str, Any]] = []
+        if targets and name:
+            body = envelope(event, name, extra).model_dump_json(by_alias=True)
+            rows = [
+                {
+                    "subscription_id": target.id,
+                    "url": target.url,
+                    "event_type": name,
+                    "call_id": event.call.id,
+                    "body": body,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                }
+                for target in targets
+            ]
+            steps.append(Step(self._insert_outbox, rows))
+        outcomes = await self._ctx.db.write(*steps)
+        if rows:
+            ids = [row.id for row in outcomes[-1].rows]
+            self._outbox.add([Pending(id=row_id, **row) for row_id, row in zip(ids, rows, strict=True)])
 
-    async def _recording(self, s: AsyncSession, event: ev.RecordingReady) -> dict[str, Any]:
+    def _recording(self, event: ev.RecordingReady) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The recording's row, and what its event's webhook adds (`recording`)."""
         call = event.call
         fmt = "OGG" if event.path.suffix.lower() in (".ogg", ".opus") else "WAV"
         duration = round(event.duration_ms / 1000)
         end = event.timestamp
-        row = CallRecordingRow(
-            id=event.recording_id,
-            call_id=call.id,
-            calls_configuration_id=call.calls_configuration_id,
-            path=str(event.path),
-            file_format=fmt,
-            duration=duration,
-            size=event.size,
-            custom_data=json.dumps(event.custom_data),
-            start_time=None,
-            end_time=end,
-        )
-        await s.merge(row)
+        row = {
+            "id": event.recording_id,
+            "call_id": call.id,
+            "calls_configuration_id": call.calls_configuration_id,
+            "path": str(event.path),
+            "file_format": fmt,
+            "duration": duration,
+            "size": event.size,
+            "custom_data": json.dumps(event.custom_data),
+            "start_time": None,
+            "end_time": end,
+        }
         recording = CallRecordingModel(
             call_id=call.id,
             endpoint=endpoint_model(call.endpoint),
@@ -178,4 +189,4 @@ class CallsApi:
             platform=platform_model(call),
             end_time=end,
         )
-        return {"recording": recording.model_dump(mode="json", by_alias=True, exclude_none=True)}
+        return row, {"recording": recording.model_dump(mode="json", by_alias=True, exclude_none=True)}

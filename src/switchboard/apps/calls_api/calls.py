@@ -61,7 +61,6 @@ from switchboard.core.models import (
 )
 from switchboard.httpapi.errors import ApiError
 from switchboard.media.engine import RecordingFormat
-from switchboard.store.calls_api import CallsConfigurationRow
 
 ALL_DIGITS = "0123456789*#ABCD"
 
@@ -107,9 +106,8 @@ def build_router(ctx: Context) -> APIRouter:
     control = ctx.control
 
     async def require_configuration(config_id: str, field: str) -> None:
-        async with ctx.db.session() as s:
-            if await s.get(CallsConfigurationRow, config_id) is None:
-                raise ApiError(400, f"{field}: calls configuration {config_id!r} does not exist")
+        if not await ctx.configurations.exists(config_id):
+            raise ApiError(400, f"{field}: calls configuration {config_id!r} does not exist")
 
     # -- calls ---------------------------------------------------------------------------------------
 

@@ -59,8 +59,7 @@ def build_router(ctx: Context) -> APIRouter:
     router = APIRouter()
 
     async def configuration_exists(config_id: str) -> bool:
-        async with ctx.db.session() as s:
-            return await s.get(CallsConfigurationRow, config_id) is not None
+        return await ctx.configurations.exists(config_id)
 
     # -- calls configurations ---------------------------------------------------------------------
 
@@ -78,6 +77,7 @@ def build_router(ctx: Context) -> APIRouter:
                 raise ApiError(409, f"calls configuration {config_id!r} already exists")
             row = CallsConfigurationRow(id=config_id, name=body.name, created_at=ctx.clock())
             s.add(row)
+        ctx.configurations.invalidate()
         return _config(row)
 
     @router.get(
@@ -140,7 +140,8 @@ def build_router(ctx: Context) -> APIRouter:
             if row is None:
                 raise ApiError(404, f"calls configuration {callsConfigurationId!r} not found")
             await s.delete(row)
-            return _config(row)
+        ctx.configurations.invalidate()
+        return _config(row)
 
     # -- subscriptions ------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from typing import Annotated
 import httpx
 from fastapi import Query
 
+from switchboard.apps.calls_api.configuration_ids import ConfigurationIds
 from switchboard.apps.calls_api.outbox import Outbox
 from switchboard.apps.calls_api.subscriptions import SubscriptionIndex
 from switchboard.core.control import CallControl
@@ -32,6 +33,7 @@ class Context:
     allow_private_urls: bool
     clock: Callable[[], datetime]
     subscriptions: SubscriptionIndex
+    configurations: ConfigurationIds
     outbox: Outbox
 
     @property

@@ -36,11 +36,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from switchboard.httpapi.urls import UnsafeUrl, check_url_target
 from switchboard.store.base import Database
 from switchboard.store.calls_api import WebhookOutboxRow, utc
+from switchboard.store.writes import Step
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,7 @@ class Outbox:
         concurrency: int = 16,
     ) -> None:
         self._db = db
+        self._update = update(WebhookOutboxRow).where(WebhookOutboxRow.id == bindparam("row_id"))
         self._http = http
         self._profiles = profiles
         self._allow_private = allow_private_urls
@@ -158,11 +160,11 @@ class Outbox:
         self._known: set[int] = set()
         self._inflight: set[tuple[str, str | None]] = set()
 
-    def add(self, rows: list[WebhookOutboxRow]) -> None:
+    def add(self, items: list[Pending]) -> None:
         """Committed rows to deliver; delivery starts at once."""
-        for row in rows:
-            self._enqueue(Pending.of(row))
-        if rows:
+        for item in items:
+            self._enqueue(item)
+        if items:
             self._wake.set()
 
     def drop_subscription(self, subscription_id: str) -> None:
@@ -251,10 +253,17 @@ class Outbox:
         """Write the attempt's outcome to the row; True when the row is done (delivered or given up)."""
         now = self._now()
         item.attempts += 1
-        values: dict[str, Any] = {"attempts": item.attempts}
+        values: dict[str, Any] = {
+            "row_id": item.id,
+            "attempts": item.attempts,
+            "next_attempt_at": item.next_attempt_at,
+            "delivered_at": None,
+            "failed_at": None,
+            "last_error": None,
+        }
         done = True
         if error is None:
-            values.update(delivered_at=now, last_error=None)
+            values["delivered_at"] = now
         elif (now - item.created_at).total_seconds() >= self._retry.give_up_after:
             values.update(failed_at=now, last_error=error[:2000])
             log.error(
@@ -271,8 +280,7 @@ class Outbox:
             values.update(next_attempt_at=item.next_attempt_at, last_error=error[:2000])
             log.info("webhook %s to %s failed (attempt %d): %s", item.id, item.url, item.attempts, error)
             done = False
-        async with self._db.session() as s:
-            await s.execute(update(WebhookOutboxRow).where(WebhookOutboxRow.id == item.id).values(**values))
+        await self._db.write(Step(self._update, values))
         return done
 
     async def _post(self, row: Pending) -> str | None:
