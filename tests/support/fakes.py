@@ -254,6 +254,8 @@ class FakeChannel:
         self.ops: list[tuple[str, str]] = []
         self.failures: dict[str, ChannelError] = {}
         self.gates: dict[tuple[str, str | None], asyncio.Event] = {}
+        self.unconfirmed_dials = False
+        """`dial` returns no peer call id (its answer was lost; the peer names the call later)."""
         self.on_dial: ChannelHook | None = None
         """Run inside `dial` with the new peer call id, before it returns (webhooks that overtake the
         Graph API's answer)."""
@@ -301,6 +303,8 @@ class FakeChannel:
 
     async def dial(self, call: Call, sdp_offer: str) -> DialResult:
         await self._do("dial", call, needs_peer=False)
+        if self.unconfirmed_dials:
+            return DialResult(None)
         peer = f"peer-{next(self._peers)}"
         if self.on_dial is not None:
             await self.on_dial(call, peer)

@@ -163,16 +163,23 @@ class CallControl:
     async def receive_inbound(self, inbound: InboundCall) -> Call | None:
         return await self.lifecycle.receive_inbound(inbound)
 
-    async def remote_ringing(self, peer_call_id: str) -> None:
-        await self.lifecycle.remote_signal(peer_call_id, RemoteRinging())
+    async def remote_ringing(self, peer_call_id: str, *, call_hint: str | None = None) -> None:
+        await self.lifecycle.remote_signal(peer_call_id, RemoteRinging(), call_hint=call_hint)
 
-    async def remote_answered(self, peer_call_id: str, sdp_answer: str) -> None:
-        await self.lifecycle.remote_signal(peer_call_id, RemoteAnswered(sdp_answer))
+    async def remote_answered(
+        self, peer_call_id: str, sdp_answer: str, *, call_hint: str | None = None
+    ) -> None:
+        await self.lifecycle.remote_signal(peer_call_id, RemoteAnswered(sdp_answer), call_hint=call_hint)
 
     async def remote_hangup(
-        self, peer_call_id: str, *, code: ErrorCode = ErrorCode.NORMAL_HANGUP, description: str = ""
+        self,
+        peer_call_id: str,
+        *,
+        code: ErrorCode = ErrorCode.NORMAL_HANGUP,
+        description: str = "",
+        call_hint: str | None = None,
     ) -> None:
-        await self.lifecycle.remote_signal(peer_call_id, RemoteHangup(code, description))
+        await self.lifecycle.remote_signal(peer_call_id, RemoteHangup(code, description), call_hint=call_hint)
 
     def was_ended_early(self, peer_call_id: str) -> bool:
         return self.lifecycle.was_ended_early(peer_call_id)

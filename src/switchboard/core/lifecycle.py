@@ -153,13 +153,55 @@ class Lifecycle:
         """Whether a hang-up for this call arrived before the call itself."""
         return self._s.registry.ended_early(peer_call_id)
 
-    async def remote_signal(self, peer_call_id: str, signal: EarlySignal) -> None:
-        """What the far end of `peer_call_id` did; kept for later if the call is not known yet."""
-        session = self._s.registry.by_peer(peer_call_id)
+    async def remote_signal(
+        self, peer_call_id: str, signal: EarlySignal, *, call_hint: str | None = None
+    ) -> None:
+        """What the far end of `peer_call_id` did; kept for later if the call is not known yet.
+
+        `call_hint` is our id for the call when the channel's signal carries it (WhatsApp's
+        `biz_opaque_callback_data`): it binds a call whose dial outcome was unknown, and a far-end call
+        whose own call already ended is hung up rather than left ringing."""
+        registry = self._s.registry
+        session = registry.by_peer(peer_call_id)
+        if session is None and call_hint is not None:
+            session = await self._bind_hinted(peer_call_id, call_hint, signal)
         if session is None:
             self._stash(peer_call_id, signal)
             return
         await self._signal(session, signal)
+
+    async def _bind_hinted(self, peer_call_id: str, call_id: str, signal: EarlySignal) -> CallSession | None:
+        s = self._s
+        session = s.registry.get(call_id)
+        if session is not None and session.call.peer_call_id is None:
+            async with s.change(session):
+                s.registry.bind_peer(session, peer_call_id)
+                await s.calls.save(session.call)
+            log.info("call %s bound to its far-end call %s by its signal", call_id, peer_call_id)
+            return session
+        if session is not None or isinstance(signal, RemoteHangup):
+            return None
+        ended = await s.calls.get(call_id)
+        if ended is None or not ended.state.is_final or ended.peer_call_id is not None:
+            return None
+        await self._hang_up_orphan(ended, peer_call_id)
+        return None
+
+    async def _hang_up_orphan(self, ended: Call, peer_call_id: str) -> None:
+        """The far end has a call whose call here already ended (its dial outcome was unknown): end it
+        there too, so the user is never left ringing or connected to nothing."""
+        channel = self._s.channels.get(ended.endpoint.type)
+        if channel is None:
+            return
+        ended.peer_call_id = peer_call_id
+        await self._s.calls.save(ended)
+        log.warning(
+            "call %s ended before its far-end call %s was known: hanging that up", ended.id, peer_call_id
+        )
+        try:
+            await channel.hangup(ended)
+        except ChannelError:
+            log.exception("could not hang up far-end call %s of ended call %s", peer_call_id, ended.id)
 
     async def _ringing(self, session: CallSession) -> None:
         async with self._s.change(session):
@@ -356,6 +398,8 @@ class Lifecycle:
 
     async def _tell_peer_end(self, session: CallSession) -> None:
         call = session.call
+        if call.peer_call_id is None:
+            return
         try:
             if call.direction is Direction.INBOUND and call.state in (CallState.CALLING, CallState.RINGING):
                 await session.channel.reject(call)

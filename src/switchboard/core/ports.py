@@ -26,7 +26,9 @@ from switchboard.media.engine import LegSpec
 
 @dataclass(frozen=True, slots=True)
 class DialResult:
-    peer_call_id: str
+    peer_call_id: str | None
+    """The channel's id for the placed call; None when the channel cannot tell whether the far end got
+    the call (a request lost in flight): a later signal naming the call (`call_hint`) binds it."""
 
 
 class CallChannel(Protocol):
