@@ -1,7 +1,10 @@
-"""Graph `connect` is not idempotent: when its answer is lost, the user is called once, never twice, and a
-Meta call that outlives its call here is hung up."""
+"""Faults of Meta's Graph API. `connect` is not idempotent: when its answer is lost, the user is called
+once, never twice, and a Meta call that outlives its call here is hung up. A `terminate` that fails is
+retried until the user's call has ended at Meta."""
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 
@@ -72,3 +75,23 @@ async def test_a_meta_call_that_outlives_its_call_here_is_hung_up(platform: Plat
     assert len(terminates(platform, user_call.call_id)) == 1, "Meta's call was not hung up"
     record = (await platform.api.get(f"/calls/1/calls/{call_id}")).json()
     assert record["state"] == "NO_ANSWER"
+
+
+async def test_a_failing_terminate_is_retried_until_the_call_ends_at_meta(platform: Platform) -> None:
+    await platform.subscribe()
+    user_call = await platform.emulator.user("15550005555", name="Ed").call(PHONE_NUMBER_ID)
+    call_id = (await platform.app.wait_for("CALL_RECEIVED"))["callId"]
+    assert (await platform.api.post(f"/calls/1/calls/{call_id}/answer", json={})).status_code == 200
+    await user_call.wait_connected()
+    platform.emulator.faults.fail_next("terminate", status=500, count=4)
+    hung = await platform.api.post(f"/calls/1/calls/{call_id}/hangup", json={})
+    assert hung.status_code == 200 and hung.json()["state"] == "FINISHED"
+    await platform.app.wait_for("CALL_FINISHED", call_id)
+    await user_call.wait_state("TERMINATED", timeout=20)
+    for _ in range(100):
+        record = (await platform.api.get(f"/calls/1/calls/{call_id}")).json()
+        if record.get("hangupDelivery") != "PENDING":
+            break
+        await asyncio.sleep(0.1)
+    assert record["hangupDelivery"] == "DELIVERED"
+    assert len(terminates(platform, user_call.call_id)) >= 5, "the terminate was retried"
