@@ -45,6 +45,10 @@ class ServerSettings(_Strict):
     allow_private_urls: bool = False
     """Allow notify URLs and audio URLs that resolve to private or loopback addresses."""
     no_media_timeout_s: float = Field(20.0, gt=0)
+    node_id: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    """This server's name among several on one database (default: one made once and kept in data_dir)."""
+    shutdown_grace_s: float = Field(5.0, ge=0, le=120)
+    """At shutdown, how long to keep telling far ends that their calls ended (the next start goes on)."""
     event_loop: EventLoopName = "auto"
     """`auto`: uvloop when installed, else asyncio's loop; `SWITCHBOARD_EVENT_LOOP` overrides it."""
     http_parser: HttpParserName = "auto"

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ from switchboard.store import (
     migrate,
 )
 from switchboard.store.audio import SqlAudioStore
+from switchboard.store.jobs import SqlJobQueue
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,20 @@ def recording_targets(directory: Path) -> RecordingTargets:
         return MediaLocator.for_path(directory / f"{call_id}-{recording_id}.{suffix}")
 
     return target
+
+
+def node_identity(settings: Settings) -> str:
+    """`[server] node_id`, or an id made on first start and kept in the data directory."""
+    if settings.server.node_id:
+        return settings.server.node_id
+    path = settings.server.data_dir / "node-id"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        node_id = f"node-{uuid.uuid4().hex[:12]}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(node_id + "\n")
+        return node_id
 
 
 def build_media(settings: Settings) -> MediaEngine:
@@ -143,13 +159,16 @@ class Components:
         urls = UrlAudioFetcher(
             http, data_dir / "files" / "url-cache", allow_private_urls=settings.server.allow_private_urls
         )
+        node_id = node_identity(settings)
         control = CallControl(
-            calls=SqlCallRepository(db),
+            calls=SqlCallRepository(db, node_id),
             dialogs=SqlDialogRepository(db),
             bus=bus,
             media=media,
             content=ContentResolver(SqlAudioStore(db), urls, speech),
             recording_targets=recording_targets(data_dir / "recordings"),
+            jobs=SqlJobQueue(db, node_id),
+            shutdown_grace_s=settings.server.shutdown_grace_s,
         )
         clock = LoopClock()
         control.add_outbound_policy(EndpointType.WHATSAPP, CallPermissionPolicy(permission_repository, clock))
@@ -218,6 +237,7 @@ class Components:
                     tasks.create_task(self.webhooks.run()),
                 ]
                 await self.control.started()
+                await self.control.recover()
                 try:
                     yield
                 finally:

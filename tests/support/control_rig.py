@@ -25,6 +25,7 @@ from support.fakes import (
     FakeUrlFetcher,
     InMemoryCallRepository,
     InMemoryDialogRepository,
+    InMemoryJobQueue,
     InMemoryPermissionRepository,
     recording_target,
 )
@@ -67,6 +68,7 @@ class Rig:
     audio: FakeAudioStore
     urls: FakeUrlFetcher
     speech: FakeSynthesizer
+    jobs: InMemoryJobQueue
 
     def __post_init__(self) -> None:
         self._peers = itertools.count(1)
@@ -152,6 +154,7 @@ def build_rig() -> Rig:
     urls = FakeUrlFetcher()
     speech = FakeSynthesizer(Path("/tts"))
     ids = itertools.count(1)
+    jobs = InMemoryJobQueue()
     control = CallControl(
         calls=calls,
         dialogs=dialogs,
@@ -159,6 +162,7 @@ def build_rig() -> Rig:
         media=engine,
         content=ContentResolver(audio, urls, speech),
         recording_targets=recording_target,
+        jobs=jobs,
         clock=clock,
         ids=lambda: f"id-{next(ids)}",
     )
@@ -183,6 +187,7 @@ def build_rig() -> Rig:
         audio=audio,
         urls=urls,
         speech=speech,
+        jobs=jobs,
     )
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from copy import copy
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from switchboard.core.errors import ChannelError
 from switchboard.core.events import CallEvent
@@ -24,10 +25,11 @@ from switchboard.core.models import (
     DialogState,
     Direction,
     EndpointType,
+    HangupDelivery,
     InboundAction,
     InboundTarget,
 )
-from switchboard.core.ports import DialResult, PermissionRecord
+from switchboard.core.ports import DialResult, Job, PermissionRecord
 from switchboard.errors import MediaError
 from switchboard.media.engine import (
     WHATSAPP_LEG,
@@ -254,13 +256,17 @@ class FakeChannel:
         self.ops: list[tuple[str, str]] = []
         self.failures: dict[str, ChannelError] = {}
         self.gates: dict[tuple[str, str | None], asyncio.Event] = {}
+        self.unconfirmed_dials = False
+        """`dial` returns no peer call id (its answer was lost; the peer names the call later)."""
         self.on_dial: ChannelHook | None = None
         """Run inside `dial` with the new peer call id, before it returns (webhooks that overtake the
         Graph API's answer)."""
         self._peers = itertools.count(1)
 
-    def fail(self, op: str, message: str = "the peer refused", *, code: int | None = None) -> None:
-        self.failures[op] = ChannelError(message, code=code)
+    def fail(
+        self, op: str, message: str = "the peer refused", *, code: int | None = None, retryable: bool = False
+    ) -> None:
+        self.failures[op] = ChannelError(message, code=code, retryable=retryable)
 
     def block(self, op: str, call_id: str | None = None) -> asyncio.Event:
         """Hold `op` on `call_id` (on every call if None) until the returned event is set."""
@@ -301,6 +307,8 @@ class FakeChannel:
 
     async def dial(self, call: Call, sdp_offer: str) -> DialResult:
         await self._do("dial", call, needs_peer=False)
+        if self.unconfirmed_dials:
+            return DialResult(None)
         peer = f"peer-{next(self._peers)}"
         if self.on_dial is not None:
             await self.on_dial(call, peer)
@@ -352,6 +360,13 @@ class InMemoryCallRepository:
             if call.peer_call_id == peer_call_id:
                 return _copy_call(call)
         return None
+
+    async def unfinished(self) -> Sequence[Call]:
+        return [_copy_call(c) for c in self.calls.values() if not c.state.is_final]
+
+    async def set_hangup_delivery(self, call_id: str, delivery: HangupDelivery, error: str | None) -> None:
+        call = self.calls[call_id]
+        call.hangup_delivery, call.hangup_delivery_error = delivery, error
 
     async def list(
         self,
@@ -452,3 +467,61 @@ async def settle(rounds: int = 50) -> None:
     """Let every ready task run (executors drain their inboxes) without moving any clock."""
     for _ in range(rounds):
         await asyncio.sleep(0)
+
+
+class InMemoryJobQueue:
+    """`JobQueue` in memory: one job per (kind, key), leased when claimed."""
+
+    def __init__(self) -> None:
+        self._ids = itertools.count(1)
+        self.jobs: dict[int, dict[str, Any]] = {}
+
+    async def enqueue(self, kind: str, key: str, payload: Mapping[str, Any], *, at: datetime) -> None:
+        if any(j["kind"] == kind and j["key"] == key for j in self.jobs.values()):
+            return
+        job_id = next(self._ids)
+        self.jobs[job_id] = {
+            "kind": kind,
+            "key": key,
+            "payload": dict(payload),
+            "attempts": 0,
+            "due": at,
+            "created": at,
+            "state": "pending",
+            "lease_until": None,
+            "error": None,
+        }
+
+    async def claim_due(self, now: datetime, *, limit: int, lease: timedelta) -> Sequence[Job]:
+        due = [
+            (job_id, j)
+            for job_id, j in self.jobs.items()
+            if j["state"] == "pending"
+            and j["due"] <= now
+            and (j["lease_until"] is None or j["lease_until"] < now)
+        ][:limit]
+        for _, j in due:
+            j["lease_until"] = now + lease
+        return [Job(i, j["kind"], j["key"], j["payload"], j["attempts"], j["created"]) for i, j in due]
+
+    async def next_due(self) -> datetime | None:
+        pending = [j["due"] for j in self.jobs.values() if j["state"] == "pending"]
+        return min(pending) if pending else None
+
+    async def release_leases(self) -> None:
+        for job in self.jobs.values():
+            job["lease_until"] = None
+
+    async def complete(self, job_id: int) -> None:
+        self.jobs[job_id].update(state="done", lease_until=None)
+
+    async def retry(self, job_id: int, *, at: datetime, error: str) -> None:
+        job = self.jobs[job_id]
+        job.update(due=at, error=error, lease_until=None, attempts=job["attempts"] + 1)
+
+    async def give_up(self, job_id: int, *, error: str) -> None:
+        job = self.jobs[job_id]
+        job.update(state="failed", error=error, lease_until=None, attempts=job["attempts"] + 1)
+
+    def states(self) -> list[tuple[str, str, str]]:
+        return [(j["kind"], j["key"], j["state"]) for j in self.jobs.values()]

@@ -9,6 +9,7 @@ are published after the call's lock is released, before the method returns; the 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -18,6 +19,8 @@ from switchboard.core.clock import Clock, LoopClock
 from switchboard.core.content import Content, ContentResolver, SpeechContent
 from switchboard.core.dialogs import Dialogs
 from switchboard.core.errors import CallNotFound
+from switchboard.core.far_end import FarEndHangups
+from switchboard.core.jobs import JobRunner
 from switchboard.core.lifecycle import InboundCall, Lifecycle
 from switchboard.core.models import (
     Call,
@@ -31,7 +34,7 @@ from switchboard.core.models import (
 )
 from switchboard.core.operations import Operations
 from switchboard.core.outbound import CallRequest, Outbound
-from switchboard.core.ports import Application, CallChannel, CallRepository, DialogRepository
+from switchboard.core.ports import Application, CallChannel, CallRepository, DialogRepository, JobQueue
 from switchboard.core.publisher import EventPublisher
 from switchboard.core.registry import CallRegistry, RemoteAnswered, RemoteHangup, RemoteRinging
 from switchboard.core.services import RecordingTargets, Services, new_id, snapshot
@@ -64,24 +67,32 @@ class CallControl:
         media: MediaEngine,
         content: ContentResolver,
         recording_targets: RecordingTargets,
+        jobs: JobQueue,
         clock: Clock | None = None,
         ids: Callable[[], str] = new_id,
+        shutdown_grace_s: float = 5.0,
     ) -> None:
         self.admission = Admission()
+        clock = clock or LoopClock()
+        self.jobs = JobRunner(jobs, clock)
+        self._shutdown_grace_s = shutdown_grace_s
         self._s = Services(
             calls=calls,
             dialogs=dialogs,
             media=media,
-            clock=clock or LoopClock(),
+            clock=clock,
             registry=CallRegistry(self._handle),
             publisher=EventPublisher(bus),
             admission=self.admission,
             content=content,
             recording_targets=recording_targets,
+            jobs=self.jobs,
             ids=ids,
         )
+        far_end = FarEndHangups(calls, self._s.channels, self.jobs)
+        self.jobs.register(far_end)
         self.operations = Operations(self._s)
-        self.lifecycle = Lifecycle(self._s, self.operations)
+        self.lifecycle = Lifecycle(self._s, self.operations, far_end)
         self.outbound = Outbound(self._s, self.lifecycle)
         self.dialogs = Dialogs(self._s, self.lifecycle, self.outbound)
         self.transfers = Transfers(self._s, self.lifecycle)
@@ -99,8 +110,11 @@ class CallControl:
         self.admission.add_outbound_policy(endpoint_type, rule)
 
     async def run(self) -> None:
-        """Run every call's executor until cancelled. The composition root owns this task."""
-        await self._s.registry.run()
+        """Run every call's executor and the durable jobs until cancelled. The composition root owns
+        this task."""
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._s.registry.run())
+            tasks.create_task(self.jobs.run())
 
     @property
     def running(self) -> bool:
@@ -110,8 +124,14 @@ class CallControl:
         """Return once `run` is taking calls."""
         await self._s.registry.started()
 
+    async def recover(self) -> None:
+        """End what this server left live when it last stopped without ending it (a crash)."""
+        ended = await self.lifecycle.recover()
+        await self.dialogs.recover({call.id for call in ended})
+
     async def shutdown(self) -> None:
-        await self.lifecycle.shutdown()
+        """End every live call; far ends not told within the grace time are told at the next start."""
+        await self.lifecycle.shutdown(self._shutdown_grace_s)
 
     # -- queries (reading never changes a call) ---------------------------------------------------------
 
@@ -163,16 +183,23 @@ class CallControl:
     async def receive_inbound(self, inbound: InboundCall) -> Call | None:
         return await self.lifecycle.receive_inbound(inbound)
 
-    async def remote_ringing(self, peer_call_id: str) -> None:
-        await self.lifecycle.remote_signal(peer_call_id, RemoteRinging())
+    async def remote_ringing(self, peer_call_id: str, *, call_hint: str | None = None) -> None:
+        await self.lifecycle.remote_signal(peer_call_id, RemoteRinging(), call_hint=call_hint)
 
-    async def remote_answered(self, peer_call_id: str, sdp_answer: str) -> None:
-        await self.lifecycle.remote_signal(peer_call_id, RemoteAnswered(sdp_answer))
+    async def remote_answered(
+        self, peer_call_id: str, sdp_answer: str, *, call_hint: str | None = None
+    ) -> None:
+        await self.lifecycle.remote_signal(peer_call_id, RemoteAnswered(sdp_answer), call_hint=call_hint)
 
     async def remote_hangup(
-        self, peer_call_id: str, *, code: ErrorCode = ErrorCode.NORMAL_HANGUP, description: str = ""
+        self,
+        peer_call_id: str,
+        *,
+        code: ErrorCode = ErrorCode.NORMAL_HANGUP,
+        description: str = "",
+        call_hint: str | None = None,
     ) -> None:
-        await self.lifecycle.remote_signal(peer_call_id, RemoteHangup(code, description))
+        await self.lifecycle.remote_signal(peer_call_id, RemoteHangup(code, description), call_hint=call_hint)
 
     def was_ended_early(self, peer_call_id: str) -> bool:
         return self.lifecycle.was_ended_early(peer_call_id)

@@ -143,6 +143,28 @@ class Dialogs:
             await s.calls.save(child.call)
         return dialog
 
+    async def recover(self, ended_call_ids: set[str]) -> None:
+        """End the dialogs of calls that `Lifecycle.recover` ended."""
+        s = self._s
+        if not ended_call_ids:
+            return
+        page, found = 0, []
+        while True:
+            dialogs, total = await s.dialogs.list(active=True, page=page, size=100)
+            found += [d for d in dialogs if {d.parent_call_id, d.child_call_id} & ended_call_ids]
+            page += 1
+            if page * 100 >= total or not dialogs:
+                break
+        for dialog in found:
+            established = dialog.state is DialogState.ESTABLISHED
+            dialog.state = DialogState.FINISHED if established else DialogState.FAILED
+            dialog.end_time = s.clock.now()
+            await s.dialogs.save(dialog)
+            parent = await s.calls.get(dialog.parent_call_id)
+            if parent is not None:
+                s.emit_dialog(parent, ev.DialogFinished if established else ev.DialogFailed, dialog)
+                await s.publisher.flush(parent.id)
+
     async def hangup(self, dialog_id: str) -> Dialog:
         dialog = await self.get(dialog_id)
         for call_id in (dialog.child_call_id, dialog.parent_call_id):

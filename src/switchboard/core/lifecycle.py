@@ -7,6 +7,7 @@ Channels report what their peers do (`receive_inbound`, `remote_ringing`, `remot
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import functools
 import logging
@@ -15,18 +16,21 @@ from dataclasses import dataclass, field
 
 from switchboard.core import events as ev
 from switchboard.core import state as st
-from switchboard.core.errors import ChannelError, InvalidCallState, MediaError, SwitchboardError
+from switchboard.core.errors import ChannelError, InvalidCallState, MediaError
+from switchboard.core.far_end import FarEndHangups
 from switchboard.core.models import (
     Call,
     CallState,
     Direction,
     Endpoint,
     ErrorCode,
+    HangupDelivery,
     HangupSource,
     InboundAction,
     InboundTarget,
 )
 from switchboard.core.operations import Operations
+from switchboard.core.ports import CallChannel
 from switchboard.core.registry import EarlySignal, RemoteAnswered, RemoteHangup, RemoteRinging
 from switchboard.core.services import Services
 from switchboard.core.session import CallSession, RecordingRequest, Stop
@@ -67,9 +71,10 @@ def assign_target(call: Call, target: InboundTarget) -> None:
 
 
 class Lifecycle:
-    def __init__(self, services: Services, operations: Operations) -> None:
+    def __init__(self, services: Services, operations: Operations, far_end: FarEndHangups) -> None:
         self._s = services
         self._ops = operations
+        self._far_end = far_end
         self.on_established: list[SessionHook] = []
         """Run (lock released) after a call is answered: dialogs bridge here."""
         self.on_ended: list[SessionHook] = []
@@ -153,13 +158,55 @@ class Lifecycle:
         """Whether a hang-up for this call arrived before the call itself."""
         return self._s.registry.ended_early(peer_call_id)
 
-    async def remote_signal(self, peer_call_id: str, signal: EarlySignal) -> None:
-        """What the far end of `peer_call_id` did; kept for later if the call is not known yet."""
-        session = self._s.registry.by_peer(peer_call_id)
+    async def remote_signal(
+        self, peer_call_id: str, signal: EarlySignal, *, call_hint: str | None = None
+    ) -> None:
+        """What the far end of `peer_call_id` did; kept for later if the call is not known yet.
+
+        `call_hint` is our id for the call when the channel's signal carries it (WhatsApp's
+        `biz_opaque_callback_data`): it binds a call whose dial outcome was unknown, and a far-end call
+        whose own call already ended is hung up rather than left ringing."""
+        registry = self._s.registry
+        session = registry.by_peer(peer_call_id)
+        if session is None and call_hint is not None:
+            session = await self._bind_hinted(peer_call_id, call_hint, signal)
         if session is None:
             self._stash(peer_call_id, signal)
             return
         await self._signal(session, signal)
+
+    async def _bind_hinted(self, peer_call_id: str, call_id: str, signal: EarlySignal) -> CallSession | None:
+        s = self._s
+        session = s.registry.get(call_id)
+        if session is not None and session.call.peer_call_id is None:
+            async with s.change(session):
+                s.registry.bind_peer(session, peer_call_id)
+                await s.calls.save(session.call)
+            log.info("call %s bound to its far-end call %s by its signal", call_id, peer_call_id)
+            return session
+        if session is not None or isinstance(signal, RemoteHangup):
+            return None
+        ended = await s.calls.get(call_id)
+        if ended is None or not ended.state.is_final or ended.peer_call_id is not None:
+            return None
+        await self._hang_up_orphan(ended, peer_call_id)
+        return None
+
+    async def _hang_up_orphan(self, ended: Call, peer_call_id: str) -> None:
+        """The far end has a call whose call here already ended (its dial outcome was unknown): end it
+        there too, so the user is never left ringing or connected to nothing."""
+        channel = self._s.channels.get(ended.endpoint.type)
+        if channel is None:
+            return
+        ended.peer_call_id = peer_call_id
+        await self._s.calls.save(ended)
+        log.warning(
+            "call %s ended before its far-end call %s was known: hanging that up", ended.id, peer_call_id
+        )
+        try:
+            await channel.hangup(ended)
+        except ChannelError:
+            log.exception("could not hang up far-end call %s of ended call %s", peer_call_id, ended.id)
 
     async def _ringing(self, session: CallSession) -> None:
         async with self._s.change(session):
@@ -320,9 +367,11 @@ class Lifecycle:
         *,
         source: HangupSource = HangupSource.PLATFORM,
         tell_peer: bool = True,
+        defer_far_end: bool = False,
     ) -> None:
-        """End the call (its lock is held): tell the peer, finish operations, close media, save the
-        final state and its CDR, and queue the final event. Idempotent."""
+        """End the call (its lock is held): tell the peer (or leave that to a durable job when
+        `defer_far_end`), finish operations, close media, save the final state and its CDR, and queue
+        the final event. Idempotent."""
         s = self._s
         call = session.call
         if session.ended:
@@ -331,7 +380,7 @@ class Lifecycle:
         s.registry.remove(session)
         answered = call.answer_time is not None
         if tell_peer:
-            await self._tell_peer_end(session)
+            await self._tell_far_end(call, session.channel, defer=defer_far_end)
         session.deadlines.clear()
         await self._ops.finish_all(session)
         for ending in self.on_ending:
@@ -354,24 +403,73 @@ class Lifecycle:
         for hook in self.on_ended:
             session.follow_ups.append(functools.partial(hook, session))
 
-    async def _tell_peer_end(self, session: CallSession) -> None:
-        call = session.call
-        try:
-            if call.direction is Direction.INBOUND and call.state in (CallState.CALLING, CallState.RINGING):
-                await session.channel.reject(call)
-            else:
-                await session.channel.hangup(call)
-        except ChannelError:
-            log.exception("could not tell the peer that call %s ended", call.id)
-
-    async def shutdown(self) -> None:
-        """End every live call (the process is stopping)."""
-        for session in self._s.registry.live():
+    async def _tell_far_end(self, call: Call, channel: CallChannel, *, defer: bool) -> None:
+        """Hang up (or reject) the far end; if that cannot be done now, a durable job keeps trying."""
+        if call.peer_call_id is None:
+            return
+        reject = call.direction is Direction.INBOUND and call.state in (CallState.CALLING, CallState.RINGING)
+        error = "the server was stopping"
+        if not defer:
             try:
-                async with self._s.change(session):
-                    await self.end(session, ErrorCode.SERVICE_UNAVAILABLE, "the platform is shutting down")
-            except SwitchboardError:
-                log.exception("could not end call %s at shutdown", session.id)
+                await (channel.reject(call) if reject else channel.hangup(call))
+                return
+            except ChannelError as exc:
+                log.warning("could not tell the far end that call %s ended: %s", call.id, exc)
+                if not exc.retryable:
+                    call.hangup_delivery = HangupDelivery.FAILED
+                    call.hangup_delivery_error = f"the far end refused the hang-up: {exc}"
+                    return
+                error = str(exc)
+        await self._far_end.request(call, reject=reject, error=error)
+
+    async def shutdown(self, grace_s: float) -> None:
+        """End every live call at once (the process is stopping); far ends are told within `grace_s`,
+        and those not told by then are told by the next start."""
+        async with asyncio.TaskGroup() as tasks:
+            for session in self._s.registry.live():
+                tasks.create_task(self._end_at_shutdown(session))
+        await self._s.jobs.drain(grace_s)
+
+    async def _end_at_shutdown(self, session: CallSession) -> None:
+        try:
+            async with self._s.change(session):
+                await self.end(
+                    session,
+                    ErrorCode.SERVICE_UNAVAILABLE,
+                    "the platform is shutting down",
+                    defer_far_end=True,
+                )
+        except Exception:
+            log.exception("could not end call %s at shutdown", session.id)
+
+    async def recover(self) -> list[Call]:
+        """End the calls this server carried when it stopped without ending them (a crash): their
+        media is gone. Each gets its final state, CDR and final event, and its far end is told."""
+        s = self._s
+        ended = []
+        for call in await s.calls.unfinished():
+            reject = call.direction is Direction.INBOUND and call.state in (
+                CallState.CALLING,
+                CallState.RINGING,
+            )
+            code = ErrorCode.SERVICE_UNAVAILABLE
+            st.end(
+                call,
+                st.final_state_for(call, code),
+                s.clock.now(),
+                source=HangupSource.PLATFORM,
+                code=code,
+                description="the server stopped while the call was live; its media was lost",
+            )
+            if call.peer_call_id is not None:
+                await self._far_end.request(call, reject=reject, error="the server stopped")
+            await s.calls.save(call)
+            s.emit(call, ev.CallFinished if call.state is CallState.FINISHED else ev.CallFailed)
+            await s.publisher.flush(call.id)
+            ended.append(call)
+        if ended:
+            log.warning("ended %d calls left live when this server last stopped", len(ended))
+        return ended
 
 
 __all__ = ["ChannelOp", "InboundCall", "Lifecycle", "RecordingRequest", "assign_target"]

@@ -86,6 +86,14 @@ class Endpoint:
         return self.phone_number or self.identity or self.username or ""
 
 
+class HangupDelivery(enum.StrEnum):
+    """Whether the far end was told that the call ended (it is retried until it gets through)."""
+
+    PENDING = "PENDING"
+    DELIVERED = "DELIVERED"
+    FAILED = "FAILED"
+
+
 @dataclass(frozen=True, slots=True)
 class CallError:
     code: ErrorCode
@@ -128,6 +136,9 @@ class Call:
     error: CallError | None = None
     media: dict[str, object] = field(default_factory=dict)
     """Media diagnostics of the call's leg, as last reported by the media engine."""
+    hangup_delivery: HangupDelivery | None = None
+    """Set when telling the far end that the call ended did not succeed at once."""
+    hangup_delivery_error: str | None = None
 
     @property
     def target(self) -> InboundTarget | None:

@@ -99,14 +99,22 @@ class Outbound:
             async with s.change(session):
                 await self._life.end(session, failure_code(exc), str(exc), tell_peer=False)
             raise
+        peer_call_id = result.peer_call_id
         async with s.change(session):
             if session.ended:
-                await self._hang_up_dialled(session, result.peer_call_id)
+                if peer_call_id is not None:
+                    await self._hang_up_dialled(session, peer_call_id)
                 return call
-            s.registry.bind_peer(session, result.peer_call_id)
+            if peer_call_id is None:
+                log.warning(
+                    "call %s: the channel could not confirm the dial; waiting for its signals", call.id
+                )
+            else:
+                s.registry.bind_peer(session, peer_call_id)
             session.deadlines.set(TimerKind.CONNECT, s.clock.monotonic() + request.connect_timeout_s)
             await s.calls.save(call)
-        await self._life.replay_early(session)
+        if peer_call_id is not None:
+            await self._life.replay_early(session)
         return call
 
     async def _hang_up_dialled(self, session: CallSession, peer_call_id: str) -> None:

@@ -17,6 +17,7 @@ from switchboard.core.models import (
     Dialog,
     Direction,
     EndpointType,
+    HangupDelivery,
     InboundAction,
     InboundTarget,
     PermissionStatus,
@@ -26,7 +27,9 @@ from switchboard.media.engine import LegSpec
 
 @dataclass(frozen=True, slots=True)
 class DialResult:
-    peer_call_id: str
+    peer_call_id: str | None
+    """The channel's id for the placed call; None when the channel cannot tell whether the far end got
+    the call (a request lost in flight): a later signal naming the call (`call_hint`) binds it."""
 
 
 class CallChannel(Protocol):
@@ -86,6 +89,12 @@ class CallRepository(Protocol):
 
     async def find_by_peer_call_id(self, peer_call_id: str) -> Call | None: ...
 
+    async def unfinished(self) -> Sequence[Call]:
+        """This server's calls that never reached a final state (it stopped while they were live)."""
+
+    async def set_hangup_delivery(self, call_id: str, delivery: HangupDelivery, error: str | None) -> None:
+        """Record whether the far end heard that the call ended."""
+
     async def list(
         self,
         *,
@@ -144,3 +153,35 @@ class WebhookLedger(Protocol):
 
     async def prune(self, older_than: timedelta) -> int:
         """Forget keys recorded more than `older_than` ago; returns how many."""
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """Durable work: done at least once, retried with backoff, across restarts."""
+
+    id: int
+    kind: str
+    key: str
+    payload: Mapping[str, Any]
+    attempts: int
+    created_at: datetime
+
+
+class JobQueue(Protocol):
+    async def enqueue(self, kind: str, key: str, payload: Mapping[str, Any], *, at: datetime) -> None:
+        """Add a job due at `at`; a job of the same kind and key that is not finished is kept as is."""
+
+    async def claim_due(self, now: datetime, *, limit: int, lease: timedelta) -> Sequence[Job]:
+        """Jobs due by `now`, leased to this process for `lease` (others skip them meanwhile)."""
+
+    async def next_due(self) -> datetime | None:
+        """When the earliest unfinished job is due."""
+
+    async def release_leases(self) -> None:
+        """Free the leases this process holds (it is starting, so nothing of it runs any more)."""
+
+    async def complete(self, job_id: int) -> None: ...
+
+    async def retry(self, job_id: int, *, at: datetime, error: str) -> None: ...
+
+    async def give_up(self, job_id: int, *, error: str) -> None: ...

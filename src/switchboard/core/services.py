@@ -20,6 +20,7 @@ from switchboard.core.admission import Admission
 from switchboard.core.clock import Clock
 from switchboard.core.content import ContentResolver
 from switchboard.core.errors import CallNotFound, InvalidCallState, UnsupportedEndpoint
+from switchboard.core.jobs import JobRunner
 from switchboard.core.models import Call, Dialog, EndpointType
 from switchboard.core.ports import CallChannel, CallRepository, DialogRepository
 from switchboard.core.publisher import EventPublisher
@@ -54,6 +55,7 @@ class Services:
     admission: Admission
     content: ContentResolver
     recording_targets: RecordingTargets
+    jobs: JobRunner
     ids: Callable[[], str] = new_id
     channels: dict[EndpointType, CallChannel] = field(default_factory=dict)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, func, select
+from sqlalchemy import ColumnElement, bindparam, func, select, update
 
 from switchboard.core.models import (
     FINAL_STATES,
@@ -17,6 +17,7 @@ from switchboard.core.models import (
     CallState,
     Direction,
     Endpoint,
+    HangupDelivery,
     HangupSource,
 )
 from switchboard.store.base import Database, upsert
@@ -90,6 +91,8 @@ def _call_values(call: Call) -> dict[str, Any]:
         "error_code": call.error.code.value if call.error else None,
         "error_description": call.error.description if call.error else None,
         "media": jsonable(dict(call.media)),
+        "hangup_delivery": call.hangup_delivery.value if call.hangup_delivery else None,
+        "hangup_delivery_error": call.hangup_delivery_error,
     }
 
 
@@ -118,6 +121,8 @@ def _call_from_row(row: Any) -> Call:
         hangup_source=HangupSource(row.hangup_source) if row.hangup_source else None,
         error=error_from_columns(row.error_code, row.error_description),
         media=dict(row.media or {}),
+        hangup_delivery=HangupDelivery(row.hangup_delivery) if row.hangup_delivery else None,
+        hangup_delivery_error=row.hangup_delivery_error,
     )
 
 
@@ -151,10 +156,14 @@ def _log_from_row(row: CallLogRow) -> CallLog:
 
 
 class SqlCallRepository:
-    """Calls, upserted on every save; a call saved in a final state also gets its CDR row, once."""
+    """Calls, upserted on every save; a call saved in a final state also gets its CDR row, once.
 
-    def __init__(self, db: Database) -> None:
+    Every save stamps the row with `node_id`, the server process that carries the call, so a restarted
+    process finds the calls it can no longer carry (`unfinished`)."""
+
+    def __init__(self, db: Database, node_id: str = "") -> None:
         self._db = db
+        self._node_id = node_id
         updated = [c.name for c in CallRow.__table__.columns if c.name not in ("id", "created_at")]
         self._upsert = upsert(db.dialect, CallRow, key=["id"], update=updated)
         self._insert_log = upsert(db.dialect, CallLogRow, key=["call_id"])
@@ -169,7 +178,8 @@ class SqlCallRepository:
         """Upsert the call's row; in a final state, also write its CDR (once), in the same transaction."""
         now = datetime.now(UTC)
         values = _call_values(call)
-        steps = [Step(self._upsert, {**values, "created_at": now, "updated_at": now})]
+        row = {**values, "node_id": self._node_id, "created_at": now, "updated_at": now}
+        steps = [Step(self._upsert, row)]
         if call.state.is_final:
             log = {name: value for name, value in values.items() if name != "id"}
             log.update(
@@ -185,6 +195,24 @@ class SqlCallRepository:
         async with self._db.session() as session:
             row = await session.get(CallRow, call_id)
             return _call_from_row(row) if row else None
+
+    async def unfinished(self) -> Sequence[Call]:
+        """Calls of this node that never reached a final state (it stopped while they were live)."""
+        query = (
+            select(CallRow)
+            .where(CallRow.node_id == self._node_id, CallRow.state.not_in(_FINAL))
+            .order_by(CallRow.created_at)
+        )
+        async with self._db.session() as session:
+            rows = (await session.scalars(query)).all()
+        return [_call_from_row(row) for row in rows]
+
+    async def set_hangup_delivery(self, call_id: str, delivery: HangupDelivery, error: str | None) -> None:
+        """Record whether the far end heard the hang-up, on the call and on its CDR."""
+        values = {"hangup_delivery": delivery.value, "hangup_delivery_error": error}
+        async with self._db.session() as session:
+            await session.execute(update(CallRow).where(CallRow.id == call_id).values(**values))
+            await session.execute(update(CallLogRow).where(CallLogRow.call_id == call_id).values(**values))
 
     async def find_by_peer_call_id(self, peer_call_id: str) -> Call | None:
         rows = await self._db.read(self._by_peer, {"peer_call_id": peer_call_id})

@@ -51,6 +51,10 @@ class CallRow(Base):
     error_code: Mapped[str | None] = mapped_column(ENUM)
     error_description: Mapped[str | None] = mapped_column(Text)
     media: Mapped[dict[str, Any]] = mapped_column(JSON)
+    hangup_delivery: Mapped[str | None] = mapped_column(ENUM)
+    hangup_delivery_error: Mapped[str | None] = mapped_column(Text)
+    node_id: Mapped[str | None] = mapped_column(ID, index=True)
+    """The server process that carries the call while it is live."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -87,6 +91,8 @@ class CallLogRow(Base):
     error_description: Mapped[str | None] = mapped_column(Text)
     custom_data: Mapped[dict[str, Any]] = mapped_column(JSON)
     media: Mapped[dict[str, Any]] = mapped_column(JSON)
+    hangup_delivery: Mapped[str | None] = mapped_column(ENUM)
+    hangup_delivery_error: Mapped[str | None] = mapped_column(Text)
     logged_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -142,3 +148,25 @@ class WebhookLedgerRow(Base):
 
     key: Mapped[str] = mapped_column(String(512), primary_key=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class JobRow(Base):
+    """Work that must get done even across a crash (e.g. telling a far end that its call ended), retried
+    with backoff until done or given up."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(EXTERNAL_ID)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    lease_owner: Mapped[str | None] = mapped_column(ID)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("uq_jobs_kind_key", "kind", "key", unique=True),)

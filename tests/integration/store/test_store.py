@@ -28,6 +28,7 @@ from switchboard.core.models import (
     Endpoint,
     EndpointType,
     ErrorCode,
+    HangupDelivery,
     HangupSource,
     InboundAction,
     InboundTarget,
@@ -50,9 +51,18 @@ from switchboard.store import (
     SqlWebhookLedger,
     migrate,
 )
+from switchboard.store.jobs import SqlJobQueue
 from switchboard.store.migrations_runner import target_metadata
 
-CORE_TABLES = {"calls", "call_logs", "dialogs", "channel_records", "call_permissions", "webhook_ledger"}
+CORE_TABLES = {
+    "calls",
+    "call_logs",
+    "dialogs",
+    "channel_records",
+    "call_permissions",
+    "webhook_ledger",
+    "jobs",
+}
 CEST = timezone(timedelta(hours=2))
 
 
@@ -135,7 +145,7 @@ async def test_migrate_from_empty_to_head_matches_the_models(url: str) -> None:
                     "ix_calls_state",
                     "ix_calls_start_time",
                 }
-                assert sync.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0002"
+                assert sync.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0003"
                 diff = compare_metadata(MigrationContext.configure(sync), target_metadata())
                 assert diff == [], (
                     "the migrations lag the models; add a revision (alembic revision --autogenerate)"
@@ -408,3 +418,39 @@ async def test_senders_move_to_channel_records_when_upgraded_from_0001(url: str)
     await db.close()
     assert sender is not None and sender.access_token == "token" and sender.app_secret == "secret"
     assert sender.inbound == InboundTarget(InboundAction.SUBSCRIPTION, "app-7")
+
+
+async def test_unfinished_calls_are_those_of_this_node(db: Database) -> None:
+    mine, other = SqlCallRepository(db, "node-a"), SqlCallRepository(db, "node-b")
+    await mine.save(make_call("live-a"))
+    await mine.save(finish(make_call("done-a")))
+    await other.save(make_call("live-b"))
+    assert [c.id for c in await mine.unfinished()] == ["live-a"]
+    await mine.set_hangup_delivery("done-a", HangupDelivery.FAILED, "Meta never answered")
+    stored = await mine.get("done-a")
+    assert stored is not None and stored.hangup_delivery is HangupDelivery.FAILED
+    assert stored.hangup_delivery_error == "Meta never answered"
+    [log] = [entry for entry in (await mine.history())[0] if entry.call_id == "done-a"]
+    assert log.state.is_final
+
+
+async def test_jobs_are_claimed_once_leased_and_finished(db: Database) -> None:
+    first, second = SqlJobQueue(db, "node-a"), SqlJobQueue(db, "node-b")
+    await first.enqueue("hangup", "call-1", {"reject": True}, at=T0)
+    await first.enqueue("hangup", "call-1", {"reject": False}, at=T0)
+    await first.enqueue("hangup", "call-2", {}, at=T0 + timedelta(minutes=5))
+    assert await first.next_due() == T0
+    lease = timedelta(seconds=30)
+    [job] = await first.claim_due(T0, limit=10, lease=lease)
+    assert (job.key, dict(job.payload), job.attempts) == ("call-1", {"reject": True}, 0)
+    assert await second.claim_due(T0 + timedelta(seconds=1), limit=10, lease=lease) == []
+    [taken_over] = await second.claim_due(T0 + timedelta(seconds=31), limit=10, lease=lease)
+    assert taken_over.id == job.id, "a lease that ran out lets another process take the job"
+    await second.retry(job.id, at=T0 + timedelta(minutes=1), error="HTTP 500")
+    [again] = await first.claim_due(T0 + timedelta(minutes=1), limit=10, lease=lease)
+    assert again.attempts == 1
+    await first.complete(again.id)
+    assert await first.next_due() == T0 + timedelta(minutes=5)
+    [other] = await first.claim_due(T0 + timedelta(minutes=5), limit=10, lease=lease)
+    await first.give_up(other.id, error="refused")
+    assert await first.next_due() is None

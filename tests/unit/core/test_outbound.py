@@ -239,3 +239,32 @@ async def test_a_repeated_answer_changes_nothing(rig: Rig) -> None:
     await settle()
     assert (await rig.control.get_call(call_id)).answer_time == answer_time
     assert rig.events.names(call_id) == ["CallStarted", "CallEstablished"]
+
+
+async def test_an_unconfirmed_dial_is_bound_by_the_signal_that_names_the_call(rig: Rig) -> None:
+    rig.channel.unconfirmed_dials = True
+    call_id = await rig.outbound()
+    assert (await rig.control.get_call(call_id)).peer_call_id is None
+    await rig.control.remote_ringing("meta-1", call_hint=call_id)
+    await rig.events.wait_for(CallRinging, call_id)
+    await rig.control.remote_answered("meta-1", "v=0\r\n", call_hint=call_id)
+    await rig.events.wait_for(CallEstablished, call_id)
+    call = await rig.control.get_call(call_id)
+    assert (call.state, call.peer_call_id) == (CallState.ESTABLISHED, "meta-1")
+    assert rig.channel.ops_of(call_id) == ["dial"], "nothing was dialled twice"
+
+
+async def test_a_far_end_call_outliving_its_unconfirmed_call_is_hung_up(rig: Rig) -> None:
+    rig.channel.unconfirmed_dials = True
+    call_id = await rig.outbound(connect_timeout_s=5)
+    rig.clock.advance(5)
+    failed = await rig.events.wait_for(CallFailed, call_id)
+    assert failed.call.state is CallState.NO_ANSWER
+    await rig.control.remote_ringing("meta-late", call_hint=call_id)
+    await settle()
+    assert rig.channel.ops_of(call_id) == ["dial", "hangup"], "the late far-end call was hung up"
+    stored = await rig.control.get_call(call_id)
+    assert (stored.state, stored.peer_call_id) == (CallState.NO_ANSWER, "meta-late")
+    await rig.control.remote_hangup("meta-late", call_hint=call_id)
+    await settle()
+    assert rig.channel.ops_of(call_id) == ["dial", "hangup"], "a hang-up is not answered with another"

@@ -97,6 +97,8 @@ def call_model(call: Call) -> CallModel:
         dialog_id=call.dialog_id,
         external_id=call.external_id,
         targets=[TargetModel(action=t.action, id=t.id) for t in call.targets] or None,
+        hangup_delivery=call.hangup_delivery,
+        hangup_delivery_error=call.hangup_delivery_error,
         media_diagnostics=dict(call.media) or None,
     )
 
@@ -127,6 +129,8 @@ def call_log_model(call: Call) -> CallLogModel:
         dialog_id=call.dialog_id,
         sender=call.from_ if call.direction.value == "OUTBOUND" else call.to,
         hangup_source=call.hangup_source,
+        hangup_delivery=call.hangup_delivery,
+        hangup_delivery_error=call.hangup_delivery_error,
         media_diagnostics=dict(call.media) or None,
     )
 

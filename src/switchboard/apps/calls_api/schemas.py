@@ -18,6 +18,7 @@ from switchboard.core.models import (
     DialogState,
     Direction,
     EndpointType,
+    HangupDelivery,
     HangupSource,
     InboundAction,
 )
@@ -257,7 +258,8 @@ class TargetModel(Wire):
 
 class CallModel(Wire):
     """Infobip's `Call`. Ours, ignored by the SDK: `targets` (the applications the call was handed to,
-    in order; the last has it) and `mediaDiagnostics` (the media engine's view)."""
+    in order; the last has it), `hangupDelivery` (PENDING/DELIVERED/FAILED when the far end could not be
+    told at once that the call ended) and `mediaDiagnostics` (the media engine's view)."""
 
     id: str
     endpoint: EndpointModel
@@ -278,6 +280,8 @@ class CallModel(Wire):
     dialog_id: str | None = None
     external_id: str | None = None
     targets: list[TargetModel] | None = None
+    hangup_delivery: HangupDelivery | None = None
+    hangup_delivery_error: str | None = None
     media_diagnostics: dict[str, Any] | None = None
 
 
@@ -318,6 +322,8 @@ class CallLogModel(Wire):
     dialog_id: str | None = None
     sender: str | None = None
     hangup_source: HangupSource | None = None
+    hangup_delivery: HangupDelivery | None = None
+    hangup_delivery_error: str | None = None
     media_diagnostics: dict[str, Any] | None = None
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from switchboard.channels.whatsapp.graph import GraphClient, NoCallPermissionError
+import logging
+
+from switchboard.channels.whatsapp.graph import DialOutcomeUnknown, GraphClient, NoCallPermissionError
 from switchboard.channels.whatsapp.numbers import wa_number
 from switchboard.channels.whatsapp.permissions import WhatsAppPermissions
 from switchboard.channels.whatsapp.senders import Sender, SenderDirectory
@@ -10,6 +12,8 @@ from switchboard.core.errors import ChannelError, SwitchboardError
 from switchboard.core.models import Call, EndpointType
 from switchboard.core.ports import DialResult
 from switchboard.media.engine import WHATSAPP_LEG, LegSpec
+
+log = logging.getLogger(__name__)
 
 
 class WhatsAppChannel:
@@ -66,4 +70,8 @@ class WhatsAppChannel:
         except NoCallPermissionError:
             await self._permissions.forget(sender.phone_number_id, call.to)
             raise
+        except DialOutcomeUnknown as exc:
+            # Meta names the call in its webhooks by our call id (biz_opaque_callback_data).
+            log.warning("call %s: %s", call.id, exc)
+            return DialResult(peer_call_id=None)
         return DialResult(peer_call_id=peer_call_id)

@@ -1,7 +1,9 @@
 """Meta's Graph API calling endpoints (`POST /{phone-number-id}/calls`, permissions, messages).
 
-Requests are retried on 5xx, 429 and timeouts with exponential backoff; Meta's error codes become
-`ChannelError`s (or `NoCallPermission` for 138006) with a message a person can act on.
+Idempotent requests are retried on 5xx, 429 and timeouts with exponential backoff. `connect` is not
+idempotent (a repeat would call the user twice): it is retried only when Meta cannot have seen it (429, or
+the connection was never made); any other failure after it was sent raises `DialOutcomeUnknown`. Meta's
+error codes become `ChannelError`s (or `NoCallPermission` for 138006) with a message a person can act on.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ class GraphClient:
         action: str,
         json: dict[str, Any] | None = None,
         params: dict[str, str] | None = None,
+        idempotent: bool = True,
     ) -> dict[str, Any]:
         url = self._url(sender, path)
         headers = {"Authorization": f"Bearer {sender.access_token}"}
@@ -82,12 +85,16 @@ class GraphClient:
                 )
             except httpx.TransportError as exc:
                 last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                if not idempotent and not isinstance(exc, _NOT_SENT):
+                    raise DialOutcomeUnknown(action, last) from exc
             else:
                 if response.status_code < 300:
                     return _json(response)
                 if response.status_code < 500 and response.status_code != 429:
                     raise _error(action, response)
                 last = f"HTTP {response.status_code}"
+                if not idempotent and response.status_code != 429:
+                    raise DialOutcomeUnknown(action, last)
             if attempt + 1 < attempts:
                 await asyncio.sleep(self._settings.backoff_s * 2**attempt)
         raise ChannelError(f"Graph API {action} failed after {attempts} attempts ({last})", retryable=True)
@@ -107,7 +114,7 @@ class GraphClient:
         }
         if callback_data:
             body["biz_opaque_callback_data"] = callback_data[:512]
-        data = await self._request(sender, "POST", "calls", action="connect", json=body)
+        data = await self._request(sender, "POST", "calls", action="connect", json=body, idempotent=False)
         try:
             return str(data["calls"][0]["id"])
         except (KeyError, IndexError, TypeError) as exc:
@@ -155,6 +162,17 @@ def _error(action: str, response: httpx.Response) -> ChannelError:
     if code_int == 138006:
         return NoCallPermissionError(text)
     return ChannelError(text, code=code_int)
+
+
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+"""Transport failures after which Meta cannot have received the request."""
+
+
+class DialOutcomeUnknown(ChannelError):
+    """A `connect` was sent but its answer was lost: Meta may or may not have placed the call."""
+
+    def __init__(self, action: str, detail: str) -> None:
+        super().__init__(f"Graph API {action}: outcome unknown ({detail}); Meta may have placed the call")
 
 
 class NoCallPermissionError(ChannelError):

@@ -127,7 +127,9 @@ class WhatsAppWebhooks:
             await self._connect(sender, value, call)
         elif call.event == "terminate":
             code, description = _termination(call, value)
-            await self._control.remote_hangup(call.id, code=code, description=description)
+            await self._control.remote_hangup(
+                call.id, code=code, description=description, call_hint=call.biz_opaque_callback_data
+            )
         else:
             log.info("call event %s for %s not used", call.event, call.id)
 
@@ -136,7 +138,9 @@ class WhatsAppWebhooks:
             raise ApiError(400, f"calls[{call.id}].session: a connect event needs a session")
         offered = call.session.sdp_type == "offer" and call.direction != "BUSINESS_INITIATED"
         if not offered:
-            await self._control.remote_answered(call.id, call.session.sdp)
+            await self._control.remote_answered(
+                call.id, call.session.sdp, call_hint=call.biz_opaque_callback_data
+            )
             return
         if self._control.was_ended_early(call.id):
             log.info("connect for %s came after its terminate: not offered", call.id)
@@ -171,10 +175,13 @@ class WhatsAppWebhooks:
     async def _status(self, status: CallStatus) -> None:
         match status.status.upper():
             case "RINGING":
-                await self._control.remote_ringing(status.id)
+                await self._control.remote_ringing(status.id, call_hint=status.biz_opaque_callback_data)
             case "REJECTED":
                 await self._control.remote_hangup(
-                    status.id, code=ErrorCode.REJECTED, description="the user declined the call"
+                    status.id,
+                    code=ErrorCode.REJECTED,
+                    description="the user declined the call",
+                    call_hint=status.biz_opaque_callback_data,
                 )
             case other:
                 log.info("call %s status %s", status.id, other)

@@ -3,7 +3,12 @@ import json
 import httpx
 import pytest
 
-from switchboard.channels.whatsapp.graph import GraphClient, GraphSettings, NoCallPermissionError
+from switchboard.channels.whatsapp.graph import (
+    DialOutcomeUnknown,
+    GraphClient,
+    GraphSettings,
+    NoCallPermissionError,
+)
 from switchboard.channels.whatsapp.senders import Sender
 from switchboard.core.errors import ChannelError
 from switchboard.core.models import InboundAction, InboundTarget
@@ -74,3 +79,36 @@ async def test_connect_returns_the_call_id() -> None:
     body = {"messaging_product": "whatsapp", "calls": [{"id": "wacid.XYZ"}]}
     transport = httpx.MockTransport(lambda request: httpx.Response(200, json=body))
     assert await client(transport).connect(SENDER, "15550001111", "v=0\r\n") == "wacid.XYZ"
+
+
+@pytest.mark.parametrize(
+    ("failure", "retried"),
+    [
+        (httpx.Response(429), True),
+        (httpx.ConnectError("refused"), True),
+        (httpx.Response(503), False),
+        (httpx.ReadTimeout("no answer"), False),
+        (httpx.RemoteProtocolError("dropped"), False),
+    ],
+)
+async def test_connect_is_repeated_only_when_meta_cannot_have_seen_it(
+    failure: httpx.Response | Exception, retried: bool
+) -> None:
+    attempts: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        attempts.append(request)
+        if len(attempts) == 1:
+            if isinstance(failure, Exception):
+                raise failure
+            return failure
+        return httpx.Response(200, json={"calls": [{"id": "wacid.9"}]})
+
+    graph = client(httpx.MockTransport(handle))
+    if retried:
+        assert await graph.connect(SENDER, "15550001", "v=0\r\n", callback_data="call-1") == "wacid.9"
+        assert len(attempts) == 2
+    else:
+        with pytest.raises(DialOutcomeUnknown, match="outcome unknown"):
+            await graph.connect(SENDER, "15550001", "v=0\r\n", callback_data="call-1")
+        assert len(attempts) == 1, "a connect Meta may have received was sent again"

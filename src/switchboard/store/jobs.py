@@ -1,0 +1,99 @@
+"""Durable jobs (`JobQueue`): one row per (kind, key), claimed with a lease so that several processes on
+one PostgreSQL never run the same job at once (`FOR UPDATE SKIP LOCKED`), and a crashed process's jobs
+are taken over when its lease runs out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from switchboard.core.ports import Job
+from switchboard.store.base import Database, insert_on_conflict
+from switchboard.store.tables import JobRow
+
+
+def _open(now: datetime) -> Any:
+    return (
+        JobRow.done_at.is_(None),
+        JobRow.failed_at.is_(None),
+        JobRow.next_attempt_at <= now,
+        (JobRow.lease_until.is_(None)) | (JobRow.lease_until < now),
+    )
+
+
+class SqlJobQueue:
+    def __init__(self, db: Database, owner: str) -> None:
+        self._db = db
+        self._owner = owner
+
+    async def enqueue(self, kind: str, key: str, payload: Mapping[str, Any], *, at: datetime) -> None:
+        values = {
+            "kind": kind,
+            "key": key,
+            "payload": dict(payload),
+            "attempts": 0,
+            "next_attempt_at": at,
+            "created_at": at,
+        }
+        statement = insert_on_conflict(self._db.dialect, JobRow, values, key=["kind", "key"])
+        async with self._db.session() as session:
+            await session.execute(statement)
+
+    async def claim_due(self, now: datetime, *, limit: int, lease: timedelta) -> Sequence[Job]:
+        query = select(JobRow).where(*_open(now)).order_by(JobRow.next_attempt_at, JobRow.id).limit(limit)
+        if self._db.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        async with self._db.session() as session:
+            rows = (await session.scalars(query)).all()
+            for row in rows:
+                row.lease_owner = self._owner
+                row.lease_until = now + lease
+            return [Job(r.id, r.kind, r.key, dict(r.payload), r.attempts, r.created_at) for r in rows]
+
+    async def next_due(self) -> datetime | None:
+        query = select(func.min(JobRow.next_attempt_at)).where(
+            JobRow.done_at.is_(None), JobRow.failed_at.is_(None)
+        )
+        async with self._db.session() as session:
+            value: datetime | None = (await session.execute(query)).scalar_one()
+        return value
+
+    async def release_leases(self) -> None:
+        async with self._db.session() as session:
+            await session.execute(
+                update(JobRow)
+                .where(
+                    JobRow.lease_owner == self._owner, JobRow.done_at.is_(None), JobRow.failed_at.is_(None)
+                )
+                .values(lease_owner=None, lease_until=None)
+            )
+
+    async def complete(self, job_id: int) -> None:
+        await self._finish(job_id, done_at=datetime.now(UTC), lease_until=None, lease_owner=None)
+
+    async def retry(self, job_id: int, *, at: datetime, error: str) -> None:
+        await self._finish(
+            job_id,
+            attempts=JobRow.attempts + 1,
+            next_attempt_at=at,
+            last_error=error[:2000],
+            lease_until=None,
+            lease_owner=None,
+        )
+
+    async def give_up(self, job_id: int, *, error: str) -> None:
+        await self._finish(
+            job_id,
+            attempts=JobRow.attempts + 1,
+            failed_at=datetime.now(UTC),
+            last_error=error[:2000],
+            lease_until=None,
+            lease_owner=None,
+        )
+
+    async def _finish(self, job_id: int, **values: Any) -> None:
+        async with self._db.session() as session:
+            await session.execute(update(JobRow).where(JobRow.id == job_id).values(**values))
