@@ -32,6 +32,7 @@ from switchboard.media.types import (
     SrtpPolicy,
     Tone,
     TransportProfile,
+    UnplayableAudio,
 )
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "SrtpPolicy",
     "Tone",
     "TransportProfile",
+    "UnplayableAudio",
 ]
 
 
@@ -83,7 +85,10 @@ class MediaLeg(Protocol):
         """Apply the peer's SDP answer to our offer. Connectivity starts at once."""
 
     async def play(self, source: AudioSource, *, loop_count: int = 1, playback_id: str) -> None:
-        """Start playing to the peer (replacing any playback); `PlaybackFinished` reports the end."""
+        """Start playing to the peer (replacing any playback); `PlaybackFinished` reports the end.
+
+        At most the engine's prompt limit of a file is played (`[media] max_prompt_seconds`); a longer file
+        plays its beginning. `UnplayableAudio` when the content is not audio."""
 
     async def stop_play(self) -> None: ...
 

@@ -14,6 +14,13 @@ from urllib.parse import unquote, urlparse
 from switchboard.errors import MediaError
 
 
+class UnplayableAudio(MediaError):
+    """The content is not audio the engine can decode (not an audio format, corrupt, no audio stream): the
+    requester's content is at fault, so a 400. The message never names a directory of this node."""
+
+    status_hint = 400
+
+
 class TransportProfile(enum.StrEnum):
     """How a leg reaches its far end."""
 
