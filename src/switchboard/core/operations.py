@@ -23,6 +23,7 @@ from switchboard.media.engine import (
     RecordingFinished,
     RecordingFormat,
     UnplayableAudio,
+    check_dtmf,
 )
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,7 @@ class Operations:
             return machine.operation_id
 
     async def send_dtmf(self, call_id: str, digits: str) -> None:
+        check_dtmf(digits)
         session = await self._s.live(call_id)
         st.require(session.call, st.ACTIVE, "send DTMF on")
         await session.leg.send_dtmf(digits)

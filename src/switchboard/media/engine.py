@@ -12,12 +12,16 @@ from __future__ import annotations
 from typing import Protocol
 
 from switchboard.media.types import (
+    DTMF_DIGITS,
+    DTMF_PAUSES,
+    MAX_DTMF_DIGITS,
     WHATSAPP_LEG,
     AudioSource,
     Codec,
     DtmfMode,
     DtmfReceived,
     DtmfSource,
+    InvalidDtmf,
     LegSpec,
     MediaClosed,
     MediaDiagnostics,
@@ -33,15 +37,20 @@ from switchboard.media.types import (
     Tone,
     TransportProfile,
     UnplayableAudio,
+    check_dtmf,
 )
 
 __all__ = [
+    "DTMF_DIGITS",
+    "DTMF_PAUSES",
+    "MAX_DTMF_DIGITS",
     "WHATSAPP_LEG",
     "AudioSource",
     "Codec",
     "DtmfMode",
     "DtmfReceived",
     "DtmfSource",
+    "InvalidDtmf",
     "LegSpec",
     "MediaClosed",
     "MediaDiagnostics",
@@ -60,6 +69,7 @@ __all__ = [
     "Tone",
     "TransportProfile",
     "UnplayableAudio",
+    "check_dtmf",
 ]
 
 
@@ -94,7 +104,8 @@ class MediaLeg(Protocol):
 
     async def send_dtmf(self, digits: str, *, duration_ms: int = 100, gap_ms: int = 60) -> None:
         """Send the keys (RFC 4733 or in-band, per the leg's `dtmf`; in-band also when the peer did not
-        negotiate telephone-event); returns when the last was sent."""
+        negotiate telephone-event); returns when the last was sent. `w` and `W` pause 0.5 s and 1 s;
+        `InvalidDtmf` unless `check_dtmf` passes."""
 
     async def start_recording(self, target: MediaLocator, *, fmt: RecordingFormat, recording_id: str) -> None:
         """Record what the peer sends (and, bridged, what it hears) to `target`."""

@@ -1,5 +1,5 @@
-"""The Calls API refuses uploads that are not audio, whatever their name; the refusals name the field and
-no path of the server."""
+"""The Calls API refuses content and keys that would cost unbounded work: uploads that are not audio, and
+DTMF strings that are too long or not keys; the refusals name the field and no path of the server."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import av
 import numpy as np
 
 from support.calls_api_harness import running_harness
+
+MAX_DTMF_DIGITS = 64
 
 
 def wav_bytes(path: Path, seconds: float) -> bytes:
@@ -67,3 +69,19 @@ async def test_an_upload_is_judged_by_its_content_and_reports_its_duration(tmp_p
         )
         assert r.status_code == 200, r.text
         assert r.json()["fileFormat"] == "MP3" and r.json()["duration"] == 2
+
+
+async def test_send_dtmf_takes_at_most_64_keys(tmp_path: Path) -> None:
+    async with running_harness(tmp_path) as h:
+        c = h.client
+        call_id = await h.inbound_call()
+        assert (await c.post(f"/calls/1/calls/{call_id}/answer", json={})).status_code == 200
+        url = f"/calls/1/calls/{call_id}/send-dtmf"
+        for dtmf in ("1" * 10_000, "1" * (MAX_DTMF_DIGITS + 1), "12x", ""):
+            r = await c.post(url, json={"dtmf": dtmf})
+            assert r.status_code == 400, (dtmf[:10], r.text)
+            assert "dtmf" in r.json()["requestError"]["serviceException"]["text"]
+        assert h.leg(call_id).sent_dtmf == []
+        r = await c.post(url, json={"dtmf": "1w2W" + "3" * (MAX_DTMF_DIGITS - 4)})
+        assert r.status_code == 200, r.text
+        assert len(h.leg(call_id).sent_dtmf) == 1

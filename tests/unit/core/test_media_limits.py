@@ -7,7 +7,9 @@ from support.control_rig import Rig
 from switchboard.core.content import FileContent, UrlContent
 from switchboard.core.events import PlayFinished
 from switchboard.media.engine import (
+    MAX_DTMF_DIGITS,
     AudioSource,
+    InvalidDtmf,
     MediaLocator,
     UnplayableAudio,
 )
@@ -17,6 +19,15 @@ from switchboard.media.engine import (
 async def call_id(rig: Rig) -> str:
     rig.audio.files["page"] = MediaLocator("file:///srv/switchboard/files/uploads/1234.wav")
     return await rig.established_inbound()
+
+
+@pytest.mark.parametrize("digits", ["1" * (MAX_DTMF_DIGITS + 1), "1" * 10_000, "12x", ""])
+async def test_a_dtmf_string_that_is_too_long_or_not_keys_never_reaches_the_leg(
+    rig: Rig, call_id: str, digits: str
+) -> None:
+    with pytest.raises(InvalidDtmf, match=r"^dtmf: "):
+        await rig.control.send_dtmf(call_id, digits)
+    assert rig.leg(call_id).sent_dtmf == []
 
 
 async def test_content_that_is_not_audio_is_refused_naming_the_field(rig: Rig, call_id: str) -> None:

@@ -27,6 +27,7 @@ from switchboard.media.inband import InbandDtmfDetector
 from switchboard.media.recording import Recorder
 from switchboard.media.rfc4733 import DtmfReceiver
 from switchboard.media.types import (
+    MAX_DTMF_DIGITS,
     Codec,
     DtmfReceived,
     DtmfSource,
@@ -96,19 +97,42 @@ class _DtmfItem:
         self.done = done
 
 
+class DtmfQueueFull(MediaError):
+    """A leg already has `DtmfOut.MAX_QUEUED` keys waiting to go out."""
+
+    status_hint = 409
+
+
 class DtmfOut:
-    """Keys waiting to be sent: RFC 4733 packet runs (§2.5.1) or in-band tone frames, one per tick."""
+    """Keys waiting to be sent: RFC 4733 packet runs (§2.5.1) or in-band tone frames, one per tick.
+
+    At most `MAX_QUEUED` keys (and pauses) wait: two full `send_dtmf` strings."""
+
+    MAX_QUEUED = 2 * MAX_DTMF_DIGITS
 
     def __init__(self) -> None:
         self.queue: deque[_DtmfItem] = deque()
 
+    @property
+    def room(self) -> int:
+        return self.MAX_QUEUED - len(self.queue)
+
     def add_events(
         self, packets: Sequence[tuple[bool, int, bytes]], gap_ticks: int, done: Done | None
     ) -> None:
+        """A key as RFC 4733 packets then `gap_ticks` of nothing (no packets: a pause);
+        `DtmfQueueFull` when there is no room."""
+        self._check_room()
         self.queue.append(_DtmfItem(packets=packets, gap_ticks=gap_ticks, done=done))
 
     def add_tones(self, frames: Sequence[bytes], done: Done | None) -> None:
+        """A key as in-band tone frames; `DtmfQueueFull` when there is no room."""
+        self._check_room()
         self.queue.append(_DtmfItem(frames=frames, done=done))
+
+    def _check_room(self) -> None:
+        if len(self.queue) >= self.MAX_QUEUED:
+            raise DtmfQueueFull(f"{len(self.queue)} DTMF keys are already waiting to be sent")
 
     @property
     def on_wire(self) -> bool:

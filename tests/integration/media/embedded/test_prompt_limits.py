@@ -1,4 +1,5 @@
-"""The engine under prompts that cost: long files decoded while other legs send their 20 ms packets."""
+"""The engine under prompts that cost: long files decoded while other legs send their 20 ms packets, keys
+with pauses, and a bridged leg that sends keys faster than they can go out."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 from support.media_peers import Events, RtpPeer
 from switchboard.media.embedded import EmbeddedMediaEngine
 from switchboard.media.embedded.leg import EmbeddedLeg
+from switchboard.media.embedded.session import DtmfOut
 from switchboard.media.engine import Codec, LegSpec, MediaLeg, MediaLocator, TransportProfile
 
 SIP = LegSpec(profile=TransportProfile.RTP, codecs=(Codec.PCMU, Codec.TELEPHONE_EVENT))
@@ -126,3 +128,26 @@ async def test_a_leg_keeps_sending_while_long_prompts_decode_for_others(
         with contextlib.suppress(asyncio.CancelledError):
             await traffic
         await listener.close()
+
+
+async def test_keys_with_pauses_reach_the_peer(engine: EmbeddedMediaEngine) -> None:
+    peer = RtpPeer(None)
+    try:
+        leg = await rtp_call(engine, peer)
+        await leg.send_dtmf("w1w2")
+        await asyncio.sleep(0.2)
+        assert [digit for digit, _ in peer.digits] == ["1", "2"]
+    finally:
+        await peer.close()
+
+
+async def test_keys_from_a_bridged_leg_wait_in_a_bounded_queue(engine: EmbeddedMediaEngine) -> None:
+    peer = RtpPeer(None)
+    try:
+        leg = await rtp_call(engine, peer)
+        assert isinstance(leg, EmbeddedLeg)
+        for _ in range(10 * DtmfOut.MAX_QUEUED):
+            leg.deliver_key("5", 100)
+        assert len(leg.session.dtmf_out.queue) == DtmfOut.MAX_QUEUED
+    finally:
+        await peer.close()
