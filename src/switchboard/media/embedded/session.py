@@ -46,6 +46,8 @@ FORWARD_GAP = 0.065
 """A fed leg whose feed (bridge or mixer) sent nothing for this long gets silence from the ticker."""
 RECORDING_RATE = 48000
 _RECORD_BLOCK = RECORDING_RATE // 50
+_RECORD_BACKLOG = 10 * _RECORD_BLOCK
+"""Audio a recording holds between ticks (200 ms); older samples are dropped (late bursts)."""
 
 
 class PacketKind(enum.IntEnum):
@@ -168,7 +170,7 @@ class RecordingTap:
             self._rx_rate = PcmConverter(rate, RECORDING_RATE)
         block = self._rx_rate.convert(pcm)
         self.rx.append(block)
-        self.rx_samples += block.size
+        self.rx_samples = _bound(self.rx, self.rx_samples + block.size)
 
     def sent(self, payload: bytes) -> None:
         try:
@@ -177,13 +179,20 @@ class RecordingTap:
             return
         block = self._tx_rate.convert(pcm)
         self.tx.append(block)
-        self.tx_samples += block.size
+        self.tx_samples = _bound(self.tx, self.tx_samples + block.size)
 
     def mix_block(self) -> None:
         block = np.zeros(_RECORD_BLOCK, dtype=np.int32)
         self.rx_samples = _take(self.rx, block, self.rx_samples)
         self.tx_samples = _take(self.tx, block, self.tx_samples)
         self.recorder.write(np.clip(block, -32768, 32767).astype(np.int16))
+
+
+def _bound(buffers: deque[Pcm], available: int) -> int:
+    """Drop the oldest blocks beyond the backlog (while nothing takes them: no tick, a flood of packets)."""
+    while available > _RECORD_BACKLOG and len(buffers) > 1:
+        available -= len(buffers.popleft())
+    return available
 
 
 def _take(buffers: deque[Pcm], into: npt.NDArray[np.int32], available: int) -> int:
