@@ -484,6 +484,9 @@ class FrameCache:
     same source share one encode. At most `max_prompt_seconds` of a source are encoded (a longer one is
     cut, with a warning in the log); the cache holds at most `max_entries` prompts and `max_bytes` of
     frames. `close` stops the worker processes.
+
+    The workers are started with `spawn`, which imports the program's main module again: like every entry
+    point of Switchboard, a program that embeds it must guard its start with `if __name__ == "__main__":`.
     """
 
     def __init__(
