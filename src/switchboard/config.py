@@ -191,6 +191,9 @@ class WhatsAppSettings(_Strict):
 class MediaSettings(_Strict):
     engine: Literal["embedded"] = "embedded"
     """Which media engine carries the calls' audio (the embedded, in-process one)."""
+    max_prompt_seconds: float = Field(600.0, gt=0, le=86400)
+    """The longest audio decoded for one play: a longer file plays its first `max_prompt_seconds` (and the
+    log says so); this bounds the time and memory one play can take."""
 
 
 class Settings(_Strict):

@@ -117,6 +117,7 @@ def build_media(settings: Settings) -> MediaEngine:
                 public_address=settings.server.media_public_address,
                 no_media_timeout=settings.server.no_media_timeout_s,
                 remote_networks=settings.server.media_remote_networks,
+                max_prompt_seconds=settings.media.max_prompt_seconds,
             )
 
 

@@ -11,7 +11,7 @@ import logging
 
 from switchboard.core import events as ev
 from switchboard.core import state as st
-from switchboard.core.content import Content, SpeechContent
+from switchboard.core.content import Content, FileContent, RecordingContent, SpeechContent, UrlContent
 from switchboard.core.dtmf_capture import CaptureResult, DtmfCapture
 from switchboard.core.errors import InvalidCallState, MediaError
 from switchboard.core.services import Services
@@ -22,6 +22,8 @@ from switchboard.media.engine import (
     PlaybackFinished,
     RecordingFinished,
     RecordingFormat,
+    UnplayableAudio,
+    check_dtmf,
 )
 
 log = logging.getLogger(__name__)
@@ -53,7 +55,10 @@ class Operations:
             st.require(session.call, st.ACTIVE, action)
             self._end_playback(session, duration_ms=0, completed=False)
             playback = Playback(s.ids(), is_say, dict(custom_data or {}), stop_on_terminator)
-            await session.leg.play(source, loop_count=loop_count, playback_id=playback.id)
+            try:
+                await session.leg.play(source, loop_count=loop_count, playback_id=playback.id)
+            except UnplayableAudio as exc:
+                raise UnplayableAudio(f"{_field(content)}: {exc}") from exc
             session.playback = playback
             return playback.id
 
@@ -112,6 +117,7 @@ class Operations:
             return machine.operation_id
 
     async def send_dtmf(self, call_id: str, digits: str) -> None:
+        check_dtmf(digits)
         session = await self._s.live(call_id)
         st.require(session.call, st.ACTIVE, "send DTMF on")
         await session.leg.send_dtmf(digits)
@@ -230,3 +236,16 @@ class Operations:
             except MediaError:
                 log.exception("could not finish the recording of call %s", session.id)
                 session.recording = None
+
+
+def _field(content: Content) -> str:
+    """The request field that named `content`, for an error about it."""
+    match content:
+        case FileContent() | RecordingContent():
+            return "content.fileId"
+        case UrlContent():
+            return "content.fileUrl"
+        case SpeechContent():
+            return "text"
+        case _:
+            return "content"

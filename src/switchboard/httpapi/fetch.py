@@ -12,6 +12,7 @@ import httpx
 
 from switchboard.errors import SwitchboardError
 from switchboard.httpapi.urls import UnsafeUrl, check_url_target
+from switchboard.media.audio import sniff_container
 from switchboard.media.engine import MediaLocator
 
 MAX_DOWNLOAD = 50 * 1024 * 1024
@@ -57,6 +58,11 @@ class UrlAudioFetcher:
         partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}.part")
         try:
             await self._stream_to(url, partial)
+            with partial.open("rb") as downloaded:
+                if sniff_container(downloaded.read(16)) is None:
+                    raise UrlFetchError(
+                        f"content.fileUrl: {url!r} is not audio (WAV, Ogg, FLAC, MP3, AAC or MP4)"
+                    )
         except BaseException:
             partial.unlink(missing_ok=True)
             raise

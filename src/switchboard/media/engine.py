@@ -12,12 +12,16 @@ from __future__ import annotations
 from typing import Protocol
 
 from switchboard.media.types import (
+    DTMF_DIGITS,
+    DTMF_PAUSES,
+    MAX_DTMF_DIGITS,
     WHATSAPP_LEG,
     AudioSource,
     Codec,
     DtmfMode,
     DtmfReceived,
     DtmfSource,
+    InvalidDtmf,
     LegSpec,
     MediaClosed,
     MediaDiagnostics,
@@ -32,15 +36,21 @@ from switchboard.media.types import (
     SrtpPolicy,
     Tone,
     TransportProfile,
+    UnplayableAudio,
+    check_dtmf,
 )
 
 __all__ = [
+    "DTMF_DIGITS",
+    "DTMF_PAUSES",
+    "MAX_DTMF_DIGITS",
     "WHATSAPP_LEG",
     "AudioSource",
     "Codec",
     "DtmfMode",
     "DtmfReceived",
     "DtmfSource",
+    "InvalidDtmf",
     "LegSpec",
     "MediaClosed",
     "MediaDiagnostics",
@@ -58,6 +68,8 @@ __all__ = [
     "SrtpPolicy",
     "Tone",
     "TransportProfile",
+    "UnplayableAudio",
+    "check_dtmf",
 ]
 
 
@@ -83,13 +95,17 @@ class MediaLeg(Protocol):
         """Apply the peer's SDP answer to our offer. Connectivity starts at once."""
 
     async def play(self, source: AudioSource, *, loop_count: int = 1, playback_id: str) -> None:
-        """Start playing to the peer (replacing any playback); `PlaybackFinished` reports the end."""
+        """Start playing to the peer (replacing any playback); `PlaybackFinished` reports the end.
+
+        At most the engine's prompt limit of a file is played (`[media] max_prompt_seconds`); a longer file
+        plays its beginning. `UnplayableAudio` when the content is not audio."""
 
     async def stop_play(self) -> None: ...
 
     async def send_dtmf(self, digits: str, *, duration_ms: int = 100, gap_ms: int = 60) -> None:
         """Send the keys (RFC 4733 or in-band, per the leg's `dtmf`; in-band also when the peer did not
-        negotiate telephone-event); returns when the last was sent."""
+        negotiate telephone-event); returns when the last was sent. `w` and `W` pause 0.5 s and 1 s;
+        `InvalidDtmf` unless `check_dtmf` passes."""
 
     async def start_recording(self, target: MediaLocator, *, fmt: RecordingFormat, recording_id: str) -> None:
         """Record what the peer sends (and, bridged, what it hears) to `target`."""

@@ -14,6 +14,40 @@ from urllib.parse import unquote, urlparse
 from switchboard.errors import MediaError
 
 
+class UnplayableAudio(MediaError):
+    """The content is not audio the engine can decode (not an audio format, corrupt, no audio stream): the
+    requester's content is at fault, so a 400. The message never names a directory of this node."""
+
+    status_hint = 400
+
+
+DTMF_DIGITS = "0123456789*#ABCD"
+"""The keys `send_dtmf` sends (RFC 4733 §3.2 events 0-15; lower-case a-d are taken too)."""
+DTMF_PAUSES = {"w": 500, "W": 1000}
+"""Characters of a `send_dtmf` string that wait instead of pressing a key (ms), as Asterisk's SendDTMF."""
+MAX_DTMF_DIGITS = 64
+"""The longest `send_dtmf` string, keys and pauses: about ten seconds of keys, at most a minute of pauses."""
+
+
+class InvalidDtmf(MediaError):
+    """A `send_dtmf` string that is empty, too long or not keys; the message names the `dtmf` field."""
+
+    status_hint = 400
+
+
+def check_dtmf(digits: str) -> None:
+    """Raise `InvalidDtmf` unless `digits` is 1 to `MAX_DTMF_DIGITS` keys (`DTMF_DIGITS`) and pauses."""
+    if not digits:
+        raise InvalidDtmf("dtmf: no keys to send")
+    if len(digits) > MAX_DTMF_DIGITS:
+        raise InvalidDtmf(f"dtmf: at most {MAX_DTMF_DIGITS} keys and pauses, not {len(digits)}")
+    bad = sorted({c for c in digits if c.upper() not in DTMF_DIGITS and c not in DTMF_PAUSES})
+    if bad:
+        raise InvalidDtmf(
+            f"dtmf: not DTMF keys: {''.join(bad)!r} (keys are 0-9, *, #, A-D; w and W pause 0.5 s and 1 s)"
+        )
+
+
 class TransportProfile(enum.StrEnum):
     """How a leg reaches its far end."""
 

@@ -8,6 +8,7 @@ import subprocess
 import wave
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -194,10 +195,10 @@ async def test_frame_cache_async_encodes_once_for_concurrent_callers(
     calls = 0
     real = audio.encode_source
 
-    def counting(source: Tone | MediaLocator, codec: Codec = Codec.OPUS) -> tuple[bytes, ...]:
+    def counting(source: Tone | MediaLocator, codec: Codec = Codec.OPUS, **options: Any) -> tuple[bytes, ...]:
         nonlocal calls
         calls += 1
-        return real(source, codec)
+        return real(source, codec, **options)
 
     monkeypatch.setattr(audio, "encode_source", counting)
     cache = FrameCache()

@@ -11,7 +11,6 @@ import contextlib
 import email.parser
 import email.policy
 import uuid
-import wave
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from switchboard.apps.calls_api.schemas import (
 )
 from switchboard.core.errors import SwitchboardError
 from switchboard.httpapi.errors import ApiError
+from switchboard.media.audio import probe_audio, sniff_container
 from switchboard.store.calls_api import CallRecordingRow, CallsFileRow, utc
 
 MAX_UPLOAD = 50 * 1024 * 1024
@@ -52,26 +52,12 @@ UPLOAD_OPENAPI: dict[str, Any] = {
 }
 
 
-def sniff_format(data: bytes, name: str) -> str | None:
-    """WAV, MP3, OGG or MP4 from the first bytes (the extension only breaks ties)."""
-    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
-        return "WAV"
-    if data[:4] == b"OggS":
-        return "OGG"
-    if data[:3] == b"ID3" or (len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0):
-        return "MP3"
-    if data[4:8] == b"ftyp":
-        return "MP4"
-    suffix = Path(name).suffix.lower()
-    return {".wav": "WAV", ".mp3": "MP3", ".ogg": "OGG", ".opus": "OGG", ".m4a": "MP4"}.get(suffix)
+UPLOAD_FORMATS = {"wav": "WAV", "mp3": "MP3", "ogg": "OGG", "mp4": "MP4"}
 
 
-def wav_duration(path: Path) -> int | None:
-    try:
-        with wave.open(str(path), "rb") as w:
-            return round(w.getnframes() / w.getframerate())
-    except (wave.Error, EOFError, OSError, ZeroDivisionError):
-        return None
+def sniff_format(data: bytes) -> str | None:
+    """WAV, MP3, OGG or MP4 from the first bytes; the file's name does not count."""
+    return UPLOAD_FORMATS.get(sniff_container(data[:16]) or "")
 
 
 def parse_multipart_file(content_type: str, body: bytes) -> tuple[str, bytes]:
@@ -145,14 +131,19 @@ def build_router(ctx: Context) -> APIRouter:
         name, data = parse_multipart_file(request.headers.get("content-type", ""), body)
         if not data:
             raise ApiError(400, "file: the file is empty")
-        fmt = sniff_format(data, name)
+        fmt = sniff_format(data)
         if fmt is None:
             raise ApiError(400, f"file: {name!r} is not WAV, MP3, OGG or MP4 audio")
         file_id = str(uuid.uuid4())
         ctx.uploads_dir.mkdir(parents=True, exist_ok=True)
         path = ctx.uploads_dir / f"{file_id}.{fmt.lower()}"
         await asyncio.to_thread(path.write_bytes, data)
-        duration = await asyncio.to_thread(wav_duration, path) if fmt == "WAV" else None
+        try:
+            probe = await asyncio.to_thread(probe_audio, path)
+        except SwitchboardError as exc:
+            await _unlink(str(path))
+            raise ApiError(400, f"file: {name!r} is not playable {fmt} audio: {exc}") from None
+        duration = round(probe.duration_s) if probe.duration_s is not None else None
         row = CallsFileRow(
             id=file_id,
             name=name,

@@ -22,6 +22,7 @@ from switchboard.core.models import (
     HangupSource,
     InboundAction,
 )
+from switchboard.media.engine import MAX_DTMF_DIGITS
 
 
 def format_time(value: datetime) -> str:
@@ -435,7 +436,12 @@ class DtmfCaptureRequest(Wire):
 
 
 class DtmfSendRequest(Wire):
-    dtmf: str = Field(min_length=1, pattern=r"^[0-9A-Da-d*#wW]+$")
+    dtmf: str = Field(
+        min_length=1,
+        max_length=MAX_DTMF_DIGITS,
+        pattern=r"^[0-9A-Da-d*#wW]+$",
+        description="Keys 0-9, *, #, A-D; w and W pause 0.5 s and 1 s.",
+    )
     custom_data: dict[str, str] | None = None
 
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from switchboard.errors import MediaError
-from switchboard.media.audio import FrameCache, silence_frame
+from switchboard.media.audio import MAX_PROMPT_SECONDS, FrameCache, silence_frame
 from switchboard.media.embedded.bridge import Bridge
 from switchboard.media.embedded.dtls import DtlsContext
 from switchboard.media.embedded.leg import EmbeddedLeg, LegContext, LegSettings
@@ -43,7 +43,10 @@ class EmbeddedMediaEngine:
     :param addresses: local IPv4 addresses to bind on (ICE host candidates; the first one for plain RTP).
     :param public_address: the address a 1:1 NAT maps those to; advertised in SDP (c= line and an extra
         host candidate with the same port).
-    :param frame_cache: shared encoded-prompt cache (one per process); a private one if omitted.
+    :param frame_cache: shared encoded-prompt cache (one per process); a private one if omitted, which the
+        engine closes when it stops.
+    :param max_prompt_seconds: the longest audio a private `frame_cache` decodes for one play; a longer
+        file plays its first `max_prompt_seconds` (and the log says so).
     :param no_media_timeout: seconds without RTP from the peer before the leg fails (WhatsApp: 20).
     :param ice_timeout: seconds for ICE connectivity checks before the leg fails.
     :param dtls_timeout: seconds for the DTLS handshake after ICE before the leg fails.
@@ -67,12 +70,14 @@ class EmbeddedMediaEngine:
         remote_networks: Sequence[str] | None = None,
         rtp_ports: tuple[int, int] = (20000, 29999),
         relatch_after: float = 1.0,
+        max_prompt_seconds: float = MAX_PROMPT_SECONDS,
     ) -> None:
         if not addresses:
             raise ValueError("EmbeddedMediaEngine needs at least one local address")
         self.addresses = tuple(addresses)
         self.public_address = public_address
-        self.frame_cache = frame_cache or FrameCache(max_entries=256)
+        self._owns_frame_cache = frame_cache is None
+        self.frame_cache = frame_cache or FrameCache(max_entries=256, max_prompt_seconds=max_prompt_seconds)
         self.rtcp_interval = rtcp_interval
         self.settings = LegSettings(
             addresses=self.addresses,
@@ -125,6 +130,8 @@ class EmbeddedMediaEngine:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
             self._ticker = None
+        if self._owns_frame_cache:
+            self.frame_cache.close()
 
     async def create_leg(self, leg_id: str, sink: MediaEventSink, spec: LegSpec) -> MediaLeg:
         if self._ticker is None:

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,10 +24,11 @@ from switchboard.media.codecs import AudioFormat, silence_payload
 from switchboard.media.embedded.dtls import DtlsContext
 from switchboard.media.embedded.ice import IPNetwork
 from switchboard.media.embedded.ports import PortPool
-from switchboard.media.embedded.session import PacketKind, RtpSession
+from switchboard.media.embedded.session import DtmfQueueFull, PacketKind, RtpSession
 from switchboard.media.recording import open_recorder
 from switchboard.media.rfc4733 import DIGITS, DtmfSender
 from switchboard.media.types import (
+    DTMF_PAUSES,
     AudioSource,
     Codec,
     DtmfMode,
@@ -42,6 +43,7 @@ from switchboard.media.types import (
     MediaLocator,
     MediaStarted,
     RecordingFormat,
+    check_dtmf,
 )
 
 logger = logging.getLogger(__name__)
@@ -104,6 +106,8 @@ class EmbeddedLeg(abc.ABC):
         """`enable_inband_dtmf`: the owner wants in-band keys reported."""
         self._inband_bridge = False
         """A bridge needs this leg's in-band keys to send them on as RFC 4733 events."""
+        self._keys_dropped = 0
+        """Keys from a bridged leg dropped because too many were waiting to be sent."""
         self._closed = False
         self._failed = False
         self._media_up = False
@@ -143,13 +147,23 @@ class EmbeddedLeg(abc.ABC):
 
     async def send_dtmf(self, digits: str, *, duration_ms: int = 100, gap_ms: int = 60) -> None:
         self._check_open("send DTMF")
-        bad = [digit for digit in digits if digit.upper() not in DIGITS]
-        if bad:
-            raise MediaError(f"not DTMF digits: {''.join(bad)!r} (allowed: {DIGITS})")
-        if not digits:
+        check_dtmf(digits)
+        lead_ms, keys = _keys_and_pauses(digits)
+        last = len(keys) - 1
+        tones: list[Sequence[bytes]] = []
+        if not self._sends_rfc4733:
+            for index, (digit, pause_ms) in enumerate(keys):
+                tone = DtmfTone(digit, duration_ms, (0 if index == last else gap_ms) + pause_ms)
+                tones.append(await self._context.frame_cache.frames_async(tone, self._codec))
+        out = self.session.dtmf_out
+        needed = len(keys) + (1 if lead_ms else 0)
+        if needed > out.room:
+            raise DtmfQueueFull(f"cannot send {needed} DTMF keys: {len(out.queue)} are already waiting")
+        if lead_ms:
+            out.add_events((), round(lead_ms / 20), None)
+        if not keys:
             return
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def finished(error: Exception | None) -> None:
             if done.done():
@@ -159,20 +173,14 @@ class EmbeddedLeg(abc.ABC):
             else:
                 done.set_exception(error)
 
-        if self._sends_rfc4733:
-            gap_ticks = max(1, round(gap_ms / 20))
-            for index, digit in enumerate(digits):
-                last = index == len(digits) - 1
+        for index, (digit, pause_ms) in enumerate(keys):
+            callback = finished if index == last else None
+            if tones:
+                out.add_tones(tones[index], callback)
+            else:
+                gap_ticks = (0 if index == last else max(1, round(gap_ms / 20))) + round(pause_ms / 20)
                 packets = DtmfSender(digit, duration_ms=duration_ms, ptime_ms=20).packets()
-                self.session.dtmf_out.add_events(
-                    packets, 0 if last else gap_ticks, finished if last else None
-                )
-        else:
-            for index, digit in enumerate(digits):
-                last = index == len(digits) - 1
-                tone = DtmfTone(digit, duration_ms, 0 if last else gap_ms)
-                frames = await self._context.frame_cache.frames_async(tone, self._codec)
-                self.session.dtmf_out.add_tones(frames, finished if last else None)
+                out.add_events(packets, gap_ticks, callback)
         await done
 
     async def start_recording(self, target: MediaLocator, *, fmt: RecordingFormat, recording_id: str) -> None:
@@ -313,6 +321,14 @@ class EmbeddedLeg(abc.ABC):
         if self._closed or digit.upper() not in DIGITS:
             return
         duration_ms = max(40, min(duration_ms, 2000))
+        if self.session.dtmf_out.room <= 0:
+            if not self._keys_dropped:
+                logger.warning(
+                    "media leg %s: keys from the bridged leg come faster than they go out; dropping some",
+                    self._id,
+                )
+            self._keys_dropped += 1
+            return
         if self._sends_rfc4733:
             packets = DtmfSender(digit, duration_ms=duration_ms, ptime_ms=20).packets()
             self.session.dtmf_out.add_events(packets, 2, None)
@@ -461,3 +477,18 @@ class EmbeddedLeg(abc.ABC):
             self._sink(event)
         except Exception:
             logger.exception("media leg %s: event sink failed on %r", self._id, event)
+
+
+def _keys_and_pauses(digits: str) -> tuple[int, list[tuple[str, int]]]:
+    """(pause before the first key in ms, [(key, pause after it in ms)]) of a checked `send_dtmf` string."""
+    lead_ms = 0
+    keys: list[tuple[str, int]] = []
+    for char in digits:
+        pause = DTMF_PAUSES.get(char)
+        if pause is None:
+            keys.append((char.upper(), 0))
+        elif keys:
+            keys[-1] = (keys[-1][0], keys[-1][1] + pause)
+        else:
+            lead_ms += pause
+    return lead_ms, keys

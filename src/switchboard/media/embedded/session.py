@@ -27,6 +27,7 @@ from switchboard.media.inband import InbandDtmfDetector
 from switchboard.media.recording import Recorder
 from switchboard.media.rfc4733 import DtmfReceiver
 from switchboard.media.types import (
+    MAX_DTMF_DIGITS,
     Codec,
     DtmfReceived,
     DtmfSource,
@@ -45,6 +46,8 @@ FORWARD_GAP = 0.065
 """A fed leg whose feed (bridge or mixer) sent nothing for this long gets silence from the ticker."""
 RECORDING_RATE = 48000
 _RECORD_BLOCK = RECORDING_RATE // 50
+_RECORD_BACKLOG = 10 * _RECORD_BLOCK
+"""Audio a recording holds between ticks (200 ms); older samples are dropped (late bursts)."""
 
 
 class PacketKind(enum.IntEnum):
@@ -96,19 +99,42 @@ class _DtmfItem:
         self.done = done
 
 
+class DtmfQueueFull(MediaError):
+    """A leg already has `DtmfOut.MAX_QUEUED` keys waiting to go out."""
+
+    status_hint = 409
+
+
 class DtmfOut:
-    """Keys waiting to be sent: RFC 4733 packet runs (§2.5.1) or in-band tone frames, one per tick."""
+    """Keys waiting to be sent: RFC 4733 packet runs (§2.5.1) or in-band tone frames, one per tick.
+
+    At most `MAX_QUEUED` keys (and pauses) wait: two full `send_dtmf` strings."""
+
+    MAX_QUEUED = 2 * MAX_DTMF_DIGITS
 
     def __init__(self) -> None:
         self.queue: deque[_DtmfItem] = deque()
 
+    @property
+    def room(self) -> int:
+        return self.MAX_QUEUED - len(self.queue)
+
     def add_events(
         self, packets: Sequence[tuple[bool, int, bytes]], gap_ticks: int, done: Done | None
     ) -> None:
+        """A key as RFC 4733 packets then `gap_ticks` of nothing (no packets: a pause);
+        `DtmfQueueFull` when there is no room."""
+        self._check_room()
         self.queue.append(_DtmfItem(packets=packets, gap_ticks=gap_ticks, done=done))
 
     def add_tones(self, frames: Sequence[bytes], done: Done | None) -> None:
+        """A key as in-band tone frames; `DtmfQueueFull` when there is no room."""
+        self._check_room()
         self.queue.append(_DtmfItem(frames=frames, done=done))
+
+    def _check_room(self) -> None:
+        if len(self.queue) >= self.MAX_QUEUED:
+            raise DtmfQueueFull(f"{len(self.queue)} DTMF keys are already waiting to be sent")
 
     @property
     def on_wire(self) -> bool:
@@ -144,7 +170,7 @@ class RecordingTap:
             self._rx_rate = PcmConverter(rate, RECORDING_RATE)
         block = self._rx_rate.convert(pcm)
         self.rx.append(block)
-        self.rx_samples += block.size
+        self.rx_samples = _bound(self.rx, self.rx_samples + block.size)
 
     def sent(self, payload: bytes) -> None:
         try:
@@ -153,13 +179,20 @@ class RecordingTap:
             return
         block = self._tx_rate.convert(pcm)
         self.tx.append(block)
-        self.tx_samples += block.size
+        self.tx_samples = _bound(self.tx, self.tx_samples + block.size)
 
     def mix_block(self) -> None:
         block = np.zeros(_RECORD_BLOCK, dtype=np.int32)
         self.rx_samples = _take(self.rx, block, self.rx_samples)
         self.tx_samples = _take(self.tx, block, self.tx_samples)
         self.recorder.write(np.clip(block, -32768, 32767).astype(np.int16))
+
+
+def _bound(buffers: deque[Pcm], available: int) -> int:
+    """Drop the oldest blocks beyond the backlog (while nothing takes them: no tick, a flood of packets)."""
+    while available > _RECORD_BACKLOG and len(buffers) > 1:
+        available -= len(buffers.popleft())
+    return available
 
 
 def _take(buffers: deque[Pcm], into: npt.NDArray[np.int32], available: int) -> int:

@@ -79,5 +79,5 @@ def test_multipart_upload_parsing_and_format_sniffing() -> None:
         + f"\r\n--{boundary}--\r\n".encode()
     )
     name, data = parse_multipart_file(f"multipart/form-data; boundary={boundary}", body)
-    assert name == "a.wav" and sniff_format(data, name) == "WAV"
-    assert sniff_format(b"OggS....", "x") == "OGG"
+    assert name == "a.wav" and sniff_format(data) == "WAV"
+    assert sniff_format(b"OggS....") == "OGG"
