@@ -77,6 +77,8 @@ class DatabaseSettings(_Strict):
 
 class ApiSettings(_Strict):
     keys: list[str] = Field(default_factory=list)
+    max_upload_bytes: int = Field(50 * 1024 * 1024, gt=0)
+    """The largest audio file upload (`POST /calls/1/files`), as the whole request body."""
     webhook_timeout_s: float = Field(5.0, gt=0)
     """How long one event delivery to a subscription's URL may take."""
     webhook_retry_base_delay_s: float = Field(1.0, gt=0)

@@ -38,6 +38,7 @@ from switchboard.core.services import RecordingTargets
 from switchboard.httpapi.auth import api_key_dependency
 from switchboard.httpapi.errors import install_error_handlers
 from switchboard.httpapi.fetch import UrlAudioFetcher
+from switchboard.httpapi.limits import MEGABYTE, BodyLimit, BodyLimitMiddleware
 from switchboard.media.embedded import EmbeddedMediaEngine
 from switchboard.media.engine import MediaEngine, MediaLocator, RecordingFormat
 from switchboard.media.tts import SpeechSynthesizer
@@ -53,6 +54,9 @@ from switchboard.store import (
 from switchboard.store.audio import SqlAudioStore
 
 log = logging.getLogger(__name__)
+
+MAX_WEBHOOK_BODY = MEGABYTE
+"""Meta's call and message notifications are a few kilobytes; nothing it sends comes near this."""
 
 
 def sender_from_settings(item: SenderSettings) -> Sender:
@@ -193,6 +197,19 @@ class Components:
             permission_repository,
         )
 
+    def body_limits(self) -> list[BodyLimit]:
+        """Per-route body limits; every other route takes at most `limits.MAX_API_BODY`."""
+        return [
+            BodyLimit("POST", "/webhooks/whatsapp", MAX_WEBHOOK_BODY),
+            BodyLimit(
+                "POST",
+                "/calls/1/files",
+                self.settings.api.max_upload_bytes,
+                field="file",
+                setting="[api] max_upload_bytes",
+            ),
+        ]
+
     def routes(self, app: FastAPI) -> None:
         secured = [Depends(api_key_dependency(self.settings.api.keys))]
         app.include_router(self.webhooks.router)
@@ -245,6 +262,7 @@ def build_app(components: Components) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, limits=components.body_limits())
     components.routes(app)
 
     @app.get("/", include_in_schema=False)

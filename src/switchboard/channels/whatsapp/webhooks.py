@@ -82,10 +82,10 @@ class WhatsAppWebhooks:
         return PlainTextResponse(params.get("hub.challenge", ""))
 
     async def notify(self, request: Request) -> Response:
-        body = await request.body()
         header = request.headers.get("x-hub-signature-256")
         if not header:
             raise ApiError(401, "missing X-Hub-Signature-256 header")
+        body = await request.body()
         senders = await self._senders.list()
         secret = matching_secret(body, header, {s.app_secret for s in senders})
         if secret is None:
