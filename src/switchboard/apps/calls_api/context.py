@@ -19,7 +19,8 @@ from switchboard.store.base import Database
 
 log = logging.getLogger(__name__)
 
-PageParam = Annotated[int, Query(ge=0, description="Page number, from 0.")]
+MAX_PAGE = 2**31 - 1
+PageParam = Annotated[int, Query(ge=0, le=MAX_PAGE, description="Page number, from 0.")]
 SizeParam = Annotated[int, Query(ge=1, le=1000, description="Results per page.")]
 
 

@@ -52,6 +52,16 @@ class Paging(Wire):
 
 Name128 = Annotated[str, Field(min_length=1, max_length=128)]
 
+INT32_MAX = 2**31 - 1
+MAX_CALL_DURATION_S = 86400
+MAX_CAPTURE_MS = 600_000
+"""The longest a DTMF capture (and the wait between its digits) may last: ten minutes."""
+MAX_LOOP_COUNT = 10_000
+MaxDuration = Annotated[
+    int | None, Field(ge=1, le=MAX_CALL_DURATION_S, description="Seconds after answer before hanging up.")
+]
+LoopCount = Annotated[int | None, Field(default=None, ge=1, le=MAX_LOOP_COUNT)]
+
 
 class CallsConfigurationCreateRequest(Wire):
     id: Name128 | None = None
@@ -223,7 +233,7 @@ class CallRequestModel(Wire):
     connect_timeout: int | None = Field(default=None, ge=1, le=60)
     recording: CallRecordingRequest | None = None
     machine_detection: dict[str, Any] | None = None
-    max_duration: int | None = Field(default=28800, ge=1)
+    max_duration: MaxDuration = 28800
     custom_data: dict[str, str] | None = None
     calls_configuration_id: str = Field(min_length=1, max_length=128)
     platform: PlatformModel | None = None
@@ -402,9 +412,9 @@ class PlayContent(Wire):
 
 class PlayRequest(Wire):
     content: PlayContent
-    loop_count: int | None = Field(default=None, ge=1)
-    timeout: int | None = None
-    offset: int | None = None
+    loop_count: LoopCount = None
+    timeout: int | None = Field(default=None, ge=0, le=INT32_MAX)
+    offset: int | None = Field(default=None, ge=0, le=INT32_MAX)
     stop_on: Termination | None = None
     custom_data: dict[str, str] | None = None
 
@@ -413,7 +423,7 @@ class SayRequest(Wire):
     text: str = Field(min_length=1, max_length=1400)
     language: str = Field(min_length=2)
     speech_rate: float | None = Field(default=None, ge=0.5, le=2.0)
-    loop_count: int | None = Field(default=None, ge=1)
+    loop_count: LoopCount = None
     preferences: VoicePreferences | None = None
     stop_on: Termination | None = None
     custom_data: dict[str, str] | None = None
@@ -421,9 +431,11 @@ class SayRequest(Wire):
 
 class DtmfCaptureRequest(Wire):
     max_length: int = Field(ge=1, le=255)
-    timeout: int = Field(ge=1, description="Milliseconds the whole capture may take.")
+    timeout: int = Field(ge=1, le=MAX_CAPTURE_MS, description="Milliseconds the whole capture may take.")
     terminator: str | None = Field(default=None, max_length=12)
-    digit_timeout: int | None = Field(default=None, ge=1, description="Milliseconds between digits.")
+    digit_timeout: int | None = Field(
+        default=None, ge=1, le=MAX_CAPTURE_MS, description="Milliseconds between digits."
+    )
     play_content: PlayContent | None = None
     custom_data: dict[str, str] | None = None
 
@@ -458,12 +470,12 @@ class DialogRequest(Wire):
     model_config = ConfigDict(extra="allow")
     parent_call_id: str = Field(min_length=1, max_length=128)
     child_call_request: DialogCallRequest
-    max_duration: int | None = Field(default=28800, ge=1)
+    max_duration: MaxDuration = 28800
 
 
 class DialogWithExistingCallRequest(Wire):
     model_config = ConfigDict(extra="allow")
-    max_duration: int | None = Field(default=28800, ge=1)
+    max_duration: MaxDuration = 28800
 
 
 class DialogModel(Wire):

@@ -199,6 +199,8 @@ def _parse(body: bytes) -> Notification:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "body is not valid JSON: nested too deeply") from None
     if not isinstance(data, dict) or data.get("object") != "whatsapp_business_account":
         raise ApiError(400, "object: expected 'whatsapp_business_account'")
     try:
