@@ -35,7 +35,9 @@ class ServerSettings(_Strict):
     """If set, only peer ICE candidates inside these networks (CIDR) are tried."""
     data_dir: Path = Path("switchboard-data")
     allow_private_urls: bool = False
-    """Allow notify URLs and audio URLs that resolve to private or loopback addresses."""
+    """Let notify, audio and Graph API URLs reach any address, private and loopback ones included."""
+    allowed_url_networks: list[str] = Field(default_factory=list)
+    """Networks (CIDR) those URLs may reach although they are not public, e.g. an internal app's."""
     no_media_timeout_s: float = Field(20.0, gt=0)
 
     @field_validator("media_addresses")
@@ -47,6 +49,15 @@ class ServerSettings(_Strict):
             ipaddress.ip_address(item)
         if not value:
             raise ValueError("at least one address is needed")
+        return value
+
+    @field_validator("allowed_url_networks")
+    @classmethod
+    def _url_networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in value:
+            ipaddress.ip_network(item, strict=False)
         return value
 
     @field_validator("media_remote_networks")

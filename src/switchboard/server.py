@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpcore
 import httpx
 import uvicorn
 from fastapi import Depends, FastAPI
@@ -36,9 +37,11 @@ from switchboard.core.models import EndpointType, InboundAction, InboundTarget
 from switchboard.core.ports import CallChannel
 from switchboard.core.services import RecordingTargets
 from switchboard.httpapi.auth import api_key_dependency
+from switchboard.httpapi.egress import guarded_client
 from switchboard.httpapi.errors import install_error_handlers
 from switchboard.httpapi.fetch import UrlAudioFetcher
 from switchboard.httpapi.limits import MEGABYTE, BodyLimit, BodyLimitMiddleware
+from switchboard.httpapi.urls import Resolver, UrlPolicy, parse_networks, system_resolver
 from switchboard.media.embedded import EmbeddedMediaEngine
 from switchboard.media.engine import MediaEngine, MediaLocator, RecordingFormat
 from switchboard.media.tts import SpeechSynthesizer
@@ -115,6 +118,10 @@ class Overrides:
     speech: Synthesizer | None = None
     channels: list[CallChannel] = field(default_factory=list)
     """Registered after (and so instead of) the built-in channel of the same endpoint type."""
+    resolver: Resolver | None = None
+    """Resolves the names in outgoing URLs (default: the system's resolver)."""
+    network: httpcore.AsyncNetworkBackend | None = None
+    """Carries outgoing HTTP connections once the URL policy allowed them (default: the real network)."""
 
 
 @dataclass
@@ -131,27 +138,31 @@ class Components:
     permissions: WhatsAppPermissions
     webhooks: WhatsAppWebhooks
     permission_repository: SqlPermissionRepository
+    urls: UrlPolicy
 
     @classmethod
     def build(cls, settings: Settings, overrides: Overrides | None = None) -> Components:
         overrides = overrides or Overrides()
         data_dir = settings.server.data_dir
         db = Database(settings.database_url)
-        http = httpx.AsyncClient(follow_redirects=False)
+        urls = UrlPolicy(
+            allow_private=settings.server.allow_private_urls,
+            allowed_networks=parse_networks(settings.server.allowed_url_networks),
+            resolver=overrides.resolver or system_resolver,
+        )
+        http = guarded_client(urls, overrides.network)
         senders = SenderDirectory(SqlChannelRecords(db))
         permission_repository = SqlPermissionRepository(db)
         bus = InProcessEventBus()
         media = overrides.media or build_media(settings)
         speech = overrides.speech or LocatedSpeech(SpeechSynthesizer(data_dir / "tts"))
-        urls = UrlAudioFetcher(
-            http, data_dir / "files" / "url-cache", allow_private_urls=settings.server.allow_private_urls
-        )
+        fetcher = UrlAudioFetcher(http, data_dir / "files" / "url-cache", urls=urls)
         control = CallControl(
             calls=SqlCallRepository(db),
             dialogs=SqlDialogRepository(db),
             bus=bus,
             media=media,
-            content=ContentResolver(SqlAudioStore(db), urls, speech),
+            content=ContentResolver(SqlAudioStore(db), fetcher, speech),
             recording_targets=recording_targets(data_dir / "recordings"),
         )
         clock = LoopClock()
@@ -173,7 +184,7 @@ class Components:
             db,
             http,
             files_dir=data_dir / "files",
-            allow_private_urls=settings.server.allow_private_urls,
+            urls=urls,
             retry=RetryPolicy(
                 base_delay=settings.api.webhook_retry_base_delay_s,
                 max_delay=settings.api.webhook_retry_max_delay_s,
@@ -195,6 +206,7 @@ class Components:
             permissions,
             webhooks,
             permission_repository,
+            urls,
         )
 
     def body_limits(self) -> list[BodyLimit]:
@@ -214,9 +226,7 @@ class Components:
         secured = [Depends(api_key_dependency(self.settings.api.keys))]
         app.include_router(self.webhooks.router)
         app.include_router(self.calls_api.router, dependencies=secured)
-        whatsapp_api = whatsapp_api_router(
-            self.senders, self.permissions, allow_private_urls=self.settings.server.allow_private_urls
-        )
+        whatsapp_api = whatsapp_api_router(self.senders, self.permissions, urls=self.urls)
         app.include_router(whatsapp_api, dependencies=secured)
 
     @asynccontextmanager

@@ -21,6 +21,7 @@ from support.calls_api_harness import (
     running_receiver,
 )
 from switchboard.apps.calls_api import RetryPolicy
+from switchboard.httpapi.urls import UrlPolicy
 
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000$")
 
@@ -96,7 +97,7 @@ async def test_subscription_crud_hides_secrets(tmp_path: Path) -> None:
 
 async def test_private_notify_url_refused_unless_allowed(tmp_path: Path) -> None:
     async with running_harness(tmp_path) as h:
-        h.api._ctx.allow_private_urls = False
+        h.api._ctx.urls = UrlPolicy()
         r = await h.client.post(
             "/subscriptions/1/subscription/VOICE_VIDEO",
             json={

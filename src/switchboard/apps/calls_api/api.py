@@ -2,7 +2,7 @@
 
 The composition root wires it:
 
-    api = CallsApi(control, db, http, files_dir=..., allow_private_urls=...)
+    api = CallsApi(control, db, http, files_dir=..., urls=UrlPolicy(...))
     control.register_application(api)                # takes calls handed to a SUBSCRIPTION
     bus.subscribe(api.on_event)                      # events become outbox rows before publish returns
     app.include_router(api.router, dependencies=[Depends(require_api_key)])
@@ -37,6 +37,7 @@ from switchboard.apps.calls_api.subscriptions import SubscriptionIndex, Target
 from switchboard.core import events as ev
 from switchboard.core.control import CallControl
 from switchboard.core.models import InboundAction, InboundTarget
+from switchboard.httpapi.urls import UrlPolicy
 from switchboard.store.base import Database
 from switchboard.store.calls_api import (
     CallRecordingRow,
@@ -61,7 +62,7 @@ class CallsApi:
         http: httpx.AsyncClient,
         *,
         files_dir: Path,
-        allow_private_urls: bool,
+        urls: UrlPolicy,
         clock: Callable[[], datetime] = utcnow,
         retry: RetryPolicy | None = None,
     ) -> None:
@@ -71,7 +72,7 @@ class CallsApi:
             db,
             http,
             profiles=self._subscriptions.profile,
-            allow_private_urls=allow_private_urls,
+            urls=urls,
             clock=clock,
             retry=retry or RetryPolicy(),
         )
@@ -80,7 +81,7 @@ class CallsApi:
             db=db,
             http=http,
             files_dir=files_dir,
-            allow_private_urls=allow_private_urls,
+            urls=urls,
             clock=clock,
             subscriptions=self._subscriptions,
             outbox=self._outbox,

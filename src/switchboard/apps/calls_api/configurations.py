@@ -25,7 +25,7 @@ from switchboard.apps.calls_api.schemas import (
     SubscriptionResponse,
 )
 from switchboard.httpapi.errors import ApiError
-from switchboard.httpapi.urls import UnsafeUrl, check_url_target
+from switchboard.httpapi.urls import UnsafeUrl
 from switchboard.store.calls_api import CallsConfigurationRow, SubscriptionRow, WebhookOutboxRow
 
 SUBSCRIPTIONS = "/subscriptions/1/subscription/VOICE_VIDEO"
@@ -146,11 +146,7 @@ def build_router(ctx: Context) -> APIRouter:
 
     async def validated(body: SubscriptionRequest) -> SubscriptionRequest:
         try:
-            await check_url_target(
-                body.profile.webhook.notify_url,
-                "profile.webhook.notifyUrl",
-                allow_private=ctx.allow_private_urls,
-            )
+            await ctx.urls.check_url(body.profile.webhook.notify_url, "profile.webhook.notifyUrl")
         except UnsafeUrl as exc:
             raise ApiError(400, str(exc)) from exc
         for i, criterion in enumerate(body.criteria):

@@ -15,6 +15,7 @@ from fastapi import Query
 from switchboard.apps.calls_api.outbox import Outbox
 from switchboard.apps.calls_api.subscriptions import SubscriptionIndex
 from switchboard.core.control import CallControl
+from switchboard.httpapi.urls import UrlPolicy
 from switchboard.store.base import Database
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,8 @@ class Context:
     db: Database
     http: httpx.AsyncClient
     files_dir: Path
-    allow_private_urls: bool
+    urls: UrlPolicy
+    """Where notify URLs may lead."""
     clock: Callable[[], datetime]
     subscriptions: SubscriptionIndex
     outbox: Outbox

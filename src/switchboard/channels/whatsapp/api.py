@@ -15,7 +15,7 @@ from switchboard.channels.whatsapp.senders import INBOUND_ID_FIELDS, REQUIRED_ID
 from switchboard.core import policy
 from switchboard.core.models import InboundAction, InboundTarget
 from switchboard.httpapi.errors import ApiError
-from switchboard.httpapi.urls import UnsafeUrl, check_url_target
+from switchboard.httpapi.urls import UnsafeUrl, UrlPolicy
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -109,14 +109,14 @@ def build_router(
     senders: SenderDirectory,
     permissions: WhatsAppPermissions,
     *,
-    allow_private_urls: bool,
+    urls: UrlPolicy,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> APIRouter:
     router = APIRouter()
 
     async def checked(body: SenderBody) -> Sender:
         try:
-            await check_url_target(body.graph_api_url, "graphApiUrl", allow_private=allow_private_urls)
+            await urls.check_url(body.graph_api_url, "graphApiUrl")
         except UnsafeUrl as exc:
             raise ApiError(400, str(exc)) from None
         return sender_from_body(body)
