@@ -261,6 +261,11 @@ async def test_outbound_calls_policy(tmp_path: Path) -> None:
         assert call["from"] == SENDER_NUMBER
         assert ("connect", call["id"]) in h.channel.ops
 
+        written = {**request, "endpoint": {"type": "WHATSAPP", "phoneNumber": f"+{CALLER[:2]} {CALLER[2:]}"}}
+        r = await h.client.post("/calls/1/calls", json={**written, "from": f"+{SENDER_NUMBER}"})
+        assert r.status_code == 201, f"a granted user written with + and a space was refused: {r.text}"
+        assert r.json()["to"] == CALLER
+
 
 async def test_undelivered_events_wait_for_the_receiver_in_order(tmp_path: Path) -> None:
     retry = RetryPolicy(base_delay=0.05, max_delay=0.1, give_up_after=60, timeout=1)

@@ -10,7 +10,15 @@ import enum
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationInfo,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from switchboard.core.models import (
@@ -21,6 +29,7 @@ from switchboard.core.models import (
     HangupSource,
     InboundAction,
 )
+from switchboard.httpapi.numbers import phone_number
 
 
 def format_time(value: datetime) -> str:
@@ -207,6 +216,11 @@ class EndpointModel(Wire):
         needs_number = (EndpointType.PHONE, EndpointType.WHATSAPP, EndpointType.VIBER)
         if self.type in needs_number and not self.phone_number:
             raise ValueError(f"a {self.type.value} endpoint needs phoneNumber")
+        if self.type is EndpointType.WHATSAPP and self.phone_number:
+            try:
+                self.phone_number = phone_number(self.phone_number)
+            except ValueError as exc:
+                raise ValueError(f"phoneNumber: {exc}") from None
         if self.type is EndpointType.WEBRTC and not self.identity:
             raise ValueError("a WEBRTC endpoint needs identity")
         if self.type is EndpointType.SIP and not self.username:
@@ -226,9 +240,17 @@ class CallRecordingRequest(Wire):
     file_prefix: str | None = None
 
 
+def whatsapp_from(value: str | None, info: ValidationInfo) -> str | None:
+    """`from` of a call to a WhatsApp user names a sender by its number (or its phone number id): digits."""
+    endpoint = info.data.get("endpoint")
+    if value is None or not isinstance(endpoint, EndpointModel) or endpoint.type is not EndpointType.WHATSAPP:
+        return value
+    return phone_number(value)
+
+
 class CallRequestModel(Wire):
     endpoint: EndpointModel
-    from_: str | None = Field(default=None, alias="from")
+    from_: Annotated[str | None, AfterValidator(whatsapp_from)] = Field(default=None, alias="from")
     from_display_name: str | None = None
     connect_timeout: int | None = Field(default=None, ge=1, le=60)
     recording: CallRecordingRequest | None = None
@@ -459,7 +481,7 @@ class RecordingRequest(Wire):
 
 class DialogCallRequest(Wire):
     endpoint: EndpointModel
-    from_: str | None = Field(default=None, alias="from")
+    from_: Annotated[str | None, AfterValidator(whatsapp_from)] = Field(default=None, alias="from")
     from_display_name: str | None = None
     connect_timeout: int | None = Field(default=None, ge=1, le=60)
     machine_detection: dict[str, Any] | None = None

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from switchboard.channels.whatsapp.numbers import wa_number
 from switchboard.channels.whatsapp.permissions import WhatsAppPermissions
 from switchboard.channels.whatsapp.senders import INBOUND_ID_FIELDS, REQUIRED_IDS, Sender, SenderDirectory
 from switchboard.core import policy
 from switchboard.core.models import InboundAction, InboundTarget
 from switchboard.httpapi.errors import ApiError
+from switchboard.httpapi.numbers import PhoneNumber
 from switchboard.httpapi.urls import UnsafeUrl, UrlPolicy
 
 
@@ -29,8 +29,8 @@ def _period(delta: timedelta) -> str:
 class PermissionRequestBody(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
-    from_: str = Field(alias="from", min_length=1)
-    to: str = Field(min_length=1)
+    from_: PhoneNumber = Field(alias="from")
+    to: PhoneNumber
     body_text: str = Field(
         "We would like to call you on WhatsApp.", alias="text", min_length=1, max_length=1024
     )
@@ -124,7 +124,9 @@ def build_router(
     @router.get(
         "/whatsapp/1/senders/{sender}/calls/{user_number}/permissions", tags=["WhatsApp call permissions"]
     )
-    async def get_permission(sender: str, user_number: str) -> dict[str, Any]:
+    async def get_permission(
+        sender: Annotated[PhoneNumber, Path()], user_number: Annotated[PhoneNumber, Path()]
+    ) -> dict[str, Any]:
         found = await permissions.sender(sender)
         record = await permissions.current(found, user_number)
         now = clock()
@@ -165,7 +167,7 @@ def build_router(
         found = await permissions.sender(body.from_)
         message_id = await permissions.request(found, body.to, body.body_text)
         return {
-            "to": wa_number(body.to),
+            "to": body.to,
             "messageCount": 1,
             "messageId": message_id,
             "status": {
