@@ -86,8 +86,26 @@ class DatabaseSettings(_Strict):
         return value
 
 
+ApiScope = Literal["admin", "application"]
+"""`admin`: the senders admin API (`/admin/1/...`, with the senders' Meta tokens); `application`: every
+other API route (calls, configurations, subscriptions, files, call permissions)."""
+FULL_ACCESS: tuple[ApiScope, ...] = ("admin", "application")
+
+
+class ApiKeySettings(_Strict):
+    """One `[[api.key]]`: a key with the scopes it may use."""
+
+    key: str = Field(min_length=16)
+    scopes: list[ApiScope] = Field(min_length=1)
+
+
 class ApiSettings(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
     keys: list[str] = Field(default_factory=list)
+    """Keys with every scope (admin and application), as before scopes existed."""
+    scoped_keys: list[ApiKeySettings] = Field(default_factory=list, alias="key")
+    """`[[api.key]]` tables: keys limited to their `scopes`."""
     max_upload_bytes: int = Field(50 * 1024 * 1024, gt=0)
     """The largest audio file upload (`POST /calls/1/files`), as the whole request body."""
     webhook_timeout_s: float = Field(5.0, gt=0)
@@ -106,6 +124,19 @@ class ApiSettings(_Strict):
             if len(key) < 16:
                 raise ValueError("each API key must be at least 16 characters long")
         return value
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ApiSettings:
+        given = [*self.keys, *(k.key for k in self.scoped_keys)]
+        if len(set(given)) != len(given):
+            raise ValueError("an API key is given twice (in keys or [[api.key]])")
+        return self
+
+    def all_keys(self) -> list[tuple[str, tuple[ApiScope, ...]]]:
+        """Every key with its scopes."""
+        return [(key, FULL_ACCESS) for key in self.keys] + [
+            (item.key, tuple(item.scopes)) for item in self.scoped_keys
+        ]
 
 
 InboundActionName = Literal["SUBSCRIPTION", "CONTACT_CENTER", "IVR_SCENARIO", "FLOW", "CALL_ROUTING"]

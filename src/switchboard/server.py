@@ -21,6 +21,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import RedirectResponse
 
 from switchboard.apps.calls_api import CallsApi, RetryPolicy
+from switchboard.channels.whatsapp.api import build_admin_router as whatsapp_admin_router
 from switchboard.channels.whatsapp.api import build_router as whatsapp_api_router
 from switchboard.channels.whatsapp.channel import WhatsAppChannel
 from switchboard.channels.whatsapp.graph import GraphClient, GraphSettings
@@ -36,7 +37,7 @@ from switchboard.core.control import CallControl
 from switchboard.core.models import EndpointType, InboundAction, InboundTarget
 from switchboard.core.ports import CallChannel
 from switchboard.core.services import RecordingTargets
-from switchboard.httpapi.auth import api_key_dependency
+from switchboard.httpapi.auth import ApiKey, Scope, api_key_dependency
 from switchboard.httpapi.egress import guarded_client
 from switchboard.httpapi.errors import install_error_handlers
 from switchboard.httpapi.fetch import UrlAudioFetcher
@@ -223,11 +224,13 @@ class Components:
         ]
 
     def routes(self, app: FastAPI) -> None:
-        secured = [Depends(api_key_dependency(self.settings.api.keys))]
+        keys = [ApiKey.of(key, scopes) for key, scopes in self.settings.api.all_keys()]
+        application = [Depends(api_key_dependency(keys, Scope.APPLICATION))]
+        admin = [Depends(api_key_dependency(keys, Scope.ADMIN))]
         app.include_router(self.webhooks.router)
-        app.include_router(self.calls_api.router, dependencies=secured)
-        whatsapp_api = whatsapp_api_router(self.senders, self.permissions, urls=self.urls)
-        app.include_router(whatsapp_api, dependencies=secured)
+        app.include_router(self.calls_api.router, dependencies=application)
+        app.include_router(whatsapp_api_router(self.permissions), dependencies=application)
+        app.include_router(whatsapp_admin_router(self.senders, urls=self.urls), dependencies=admin)
 
     @asynccontextmanager
     async def run(self) -> AsyncIterator[None]:

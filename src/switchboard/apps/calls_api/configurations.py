@@ -35,13 +35,20 @@ def _config(row: CallsConfigurationRow) -> CallsConfigurationResponse:
     return CallsConfigurationResponse(id=row.id, name=row.name)
 
 
+MASK = "********"
+"""Stands for a custom header's value in answers; sent back unchanged (PUT), it keeps the stored value."""
+
+
 def _public_profile(profile: dict[str, Any]) -> dict[str, Any]:
-    """The profile without secrets (passwords and HMAC keys are write-only)."""
+    """The profile without secrets: passwords and HMAC keys are write-only, custom header values masked."""
     out: dict[str, Any] = json.loads(json.dumps(profile))
     security = out.get("security") or {}
     creds = security.get("credentials") or {}
     for secret in ("password", "secretKey"):
         creds.pop(secret, None)
+    webhook = out.get("webhook") or {}
+    if isinstance(webhook.get("headers"), dict):
+        webhook["headers"] = dict.fromkeys(webhook["headers"], MASK)
     return out
 
 
@@ -158,10 +165,14 @@ def build_router(ctx: Context) -> APIRouter:
                 )
         return body
 
-    def columns(body: SubscriptionRequest) -> dict[str, str]:
+    def columns(body: SubscriptionRequest, stored: SubscriptionRow | None = None) -> dict[str, str]:
         profile = body.profile.model_dump(mode="json", by_alias=True, exclude_none=True)
-        if isinstance(body.profile.webhook.headers, list):
-            profile["webhook"]["headers"] = body.profile.webhook.header_map()
+        if body.profile.webhook.headers is not None:
+            headers = body.profile.webhook.header_map()
+            kept = (json.loads(stored.profile).get("webhook") or {}).get("headers") or {} if stored else {}
+            profile["webhook"]["headers"] = {
+                key: kept[key] if value == MASK and key in kept else value for key, value in headers.items()
+            }
         return {
             "name": body.name,
             "events": json.dumps(body.events),
@@ -239,7 +250,7 @@ def build_router(ctx: Context) -> APIRouter:
             row = await s.get(SubscriptionRow, subscriptionId)
             if row is None:
                 raise ApiError(404, f"subscription {subscriptionId!r} not found")
-            for key, value in columns(body).items():
+            for key, value in columns(body, row).items():
                 setattr(row, key, value)
             response = _subscription(row)
         ctx.subscriptions.invalidate()

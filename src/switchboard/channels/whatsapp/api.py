@@ -53,7 +53,7 @@ class InboundBody(BaseModel):
         field = INBOUND_ID_FIELDS[action]
         target_id: str | None = getattr(self, field)
         if action in REQUIRED_IDS and not target_id:
-            alias = self.model_fields[field].alias
+            alias = type(self).model_fields[field].alias
             raise ApiError(400, f"inbound.{alias}: required for action {action.value}")
         return InboundTarget(action, target_id)
 
@@ -106,20 +106,12 @@ def sender_from_body(body: SenderBody) -> Sender:
 
 
 def build_router(
-    senders: SenderDirectory,
     permissions: WhatsAppPermissions,
     *,
-    urls: UrlPolicy,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> APIRouter:
+    """Infobip's call-permission API (an application's)."""
     router = APIRouter()
-
-    async def checked(body: SenderBody) -> Sender:
-        try:
-            await urls.check_url(body.graph_api_url, "graphApiUrl")
-        except UnsafeUrl as exc:
-            raise ApiError(400, str(exc)) from None
-        return sender_from_body(body)
 
     @router.get(
         "/whatsapp/1/senders/{sender}/calls/{user_number}/permissions", tags=["WhatsApp call permissions"]
@@ -178,6 +170,20 @@ def build_router(
                 "description": "Message sent to next instance",
             },
         }
+
+    return router
+
+
+def build_admin_router(senders: SenderDirectory, *, urls: UrlPolicy) -> APIRouter:
+    """The senders admin API: the senders with their Meta secrets (write-only: never answered)."""
+    router = APIRouter()
+
+    async def checked(body: SenderBody) -> Sender:
+        try:
+            await urls.check_url(body.graph_api_url, "graphApiUrl")
+        except UnsafeUrl as exc:
+            raise ApiError(400, str(exc)) from None
+        return sender_from_body(body)
 
     @router.get("/admin/1/senders", tags=["Senders"])
     async def list_senders() -> list[dict[str, Any]]:
