@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import logging
 import socket
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 from switchboard import runtime
 from switchboard.config import ConfigError, Settings, load_settings
 from switchboard.errors import SwitchboardError
+from switchboard.logs import configure_logging
 
 
 class PortInUse(SwitchboardError):
@@ -78,7 +78,7 @@ async def _serve(settings: Settings) -> None:
     print(f"Switchboard listening on {server.url}  (API docs: {server.url}/docs)", flush=True)
     print(f"database: {display_url(settings.database_url)}", flush=True)
     print(f"Meta webhooks (calls, messages): {settings.public_url}/webhooks/whatsapp", flush=True)
-    if not settings.api.keys:
+    if not settings.api.all_keys():
         print("warning: no API keys configured ([api] keys): every API request is refused", flush=True)
     await server.serve()
 
@@ -112,12 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     args, rest = parser.parse_known_args(argv)
     if rest and args.command != "emulator":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    if args.log_level.upper() != "DEBUG":
-        for noisy in ("alembic", "httpx", "aioice", "uvicorn.access"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging(args.log_level)
     try:
         if args.command == "serve":
             _run_serve(args)

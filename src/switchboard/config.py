@@ -43,7 +43,9 @@ class ServerSettings(_Strict):
     """If set, only peer ICE candidates inside these networks (CIDR) are tried."""
     data_dir: Path = Path("switchboard-data")
     allow_private_urls: bool = False
-    """Allow notify URLs and audio URLs that resolve to private or loopback addresses."""
+    """Let notify, audio and Graph API URLs reach any address, private and loopback ones included."""
+    allowed_url_networks: list[str] = Field(default_factory=list)
+    """Networks (CIDR) those URLs may reach although they are not public, e.g. an internal app's."""
     no_media_timeout_s: float = Field(20.0, gt=0)
     node_id: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
     """This server's name among several on one database (default: one made once and kept in data_dir)."""
@@ -83,6 +85,15 @@ class ServerSettings(_Strict):
             raise ValueError("at least one address is needed")
         return value
 
+    @field_validator("allowed_url_networks")
+    @classmethod
+    def _url_networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in value:
+            ipaddress.ip_network(item, strict=False)
+        return value
+
     @field_validator("media_remote_networks")
     @classmethod
     def _networks(cls, value: list[str] | None) -> list[str] | None:
@@ -109,8 +120,28 @@ class DatabaseSettings(_Strict):
         return value
 
 
+ApiScope = Literal["admin", "application"]
+"""`admin`: the senders admin API (`/admin/1/...`, with the senders' Meta tokens); `application`: every
+other API route (calls, configurations, subscriptions, files, call permissions)."""
+FULL_ACCESS: tuple[ApiScope, ...] = ("admin", "application")
+
+
+class ApiKeySettings(_Strict):
+    """One `[[api.key]]`: a key with the scopes it may use."""
+
+    key: str = Field(min_length=16)
+    scopes: list[ApiScope] = Field(min_length=1)
+
+
 class ApiSettings(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
     keys: list[str] = Field(default_factory=list)
+    """Keys with every scope (admin and application), as before scopes existed."""
+    scoped_keys: list[ApiKeySettings] = Field(default_factory=list, alias="key")
+    """`[[api.key]]` tables: keys limited to their `scopes`."""
+    max_upload_bytes: int = Field(50 * 1024 * 1024, gt=0)
+    """The largest audio file upload (`POST /calls/1/files`), as the whole request body."""
     webhook_timeout_s: float = Field(5.0, gt=0)
     """How long one event delivery to a subscription's URL may take."""
     webhook_retry_base_delay_s: float = Field(1.0, gt=0)
@@ -127,6 +158,19 @@ class ApiSettings(_Strict):
             if len(key) < 16:
                 raise ValueError("each API key must be at least 16 characters long")
         return value
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ApiSettings:
+        given = [*self.keys, *(k.key for k in self.scoped_keys)]
+        if len(set(given)) != len(given):
+            raise ValueError("an API key is given twice (in keys or [[api.key]])")
+        return self
+
+    def all_keys(self) -> list[tuple[str, tuple[ApiScope, ...]]]:
+        """Every key with its scopes."""
+        return [(key, FULL_ACCESS) for key in self.keys] + [
+            (item.key, tuple(item.scopes)) for item in self.scoped_keys
+        ]
 
 
 InboundActionName = Literal["SUBSCRIPTION", "CONTACT_CENTER", "IVR_SCENARIO", "FLOW", "CALL_ROUTING"]

@@ -15,12 +15,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpcore
 import httpx
 import uvicorn
 from fastapi import Depends, FastAPI
 from fastapi.responses import RedirectResponse
 
 from switchboard.apps.calls_api import CallsApi, RetryPolicy
+from switchboard.channels.whatsapp.api import build_admin_router as whatsapp_admin_router
 from switchboard.channels.whatsapp.api import build_router as whatsapp_api_router
 from switchboard.channels.whatsapp.channel import WhatsAppChannel
 from switchboard.channels.whatsapp.graph import GraphClient, GraphSettings
@@ -36,9 +38,12 @@ from switchboard.core.control import CallControl
 from switchboard.core.models import EndpointType, InboundAction, InboundTarget
 from switchboard.core.ports import CallChannel
 from switchboard.core.services import RecordingTargets
-from switchboard.httpapi.auth import api_key_dependency
+from switchboard.httpapi.auth import ApiKey, Scope, api_key_dependency
+from switchboard.httpapi.egress import guarded_client
 from switchboard.httpapi.errors import install_error_handlers
 from switchboard.httpapi.fetch import UrlAudioFetcher
+from switchboard.httpapi.limits import MEGABYTE, BodyLimit, BodyLimitMiddleware
+from switchboard.httpapi.urls import Resolver, UrlPolicy, parse_networks, system_resolver
 from switchboard.media.embedded import EmbeddedMediaEngine
 from switchboard.media.engine import MediaEngine, MediaLocator, RecordingFormat
 from switchboard.media.tts import SpeechSynthesizer
@@ -56,6 +61,9 @@ from switchboard.store.audio import SqlAudioStore
 from switchboard.store.jobs import SqlJobQueue
 
 log = logging.getLogger(__name__)
+
+MAX_WEBHOOK_BODY = MEGABYTE
+"""Meta's call and message notifications are a few kilobytes; nothing it sends comes near this."""
 
 
 def sender_from_settings(item: SenderSettings) -> Sender:
@@ -129,6 +137,10 @@ class Overrides:
     speech: Synthesizer | None = None
     channels: list[CallChannel] = field(default_factory=list)
     """Registered after (and so instead of) the built-in channel of the same endpoint type."""
+    resolver: Resolver | None = None
+    """Resolves the names in outgoing URLs (default: the system's resolver)."""
+    network: httpcore.AsyncNetworkBackend | None = None
+    """Carries outgoing HTTP connections once the URL policy allowed them (default: the real network)."""
 
 
 @dataclass
@@ -145,28 +157,32 @@ class Components:
     permissions: WhatsAppPermissions
     webhooks: WhatsAppWebhooks
     permission_repository: SqlPermissionRepository
+    urls: UrlPolicy
 
     @classmethod
     def build(cls, settings: Settings, overrides: Overrides | None = None) -> Components:
         overrides = overrides or Overrides()
         data_dir = settings.server.data_dir
         db = Database(settings.database_url)
-        http = httpx.AsyncClient(follow_redirects=False)
+        urls = UrlPolicy(
+            allow_private=settings.server.allow_private_urls,
+            allowed_networks=parse_networks(settings.server.allowed_url_networks),
+            resolver=overrides.resolver or system_resolver,
+        )
+        http = guarded_client(urls, overrides.network)
         senders = SenderDirectory(SqlChannelRecords(db))
         permission_repository = SqlPermissionRepository(db)
         bus = InProcessEventBus()
         media = overrides.media or build_media(settings)
         speech = overrides.speech or LocatedSpeech(SpeechSynthesizer(data_dir / "tts"))
-        urls = UrlAudioFetcher(
-            http, data_dir / "files" / "url-cache", allow_private_urls=settings.server.allow_private_urls
-        )
+        fetcher = UrlAudioFetcher(http, data_dir / "files" / "url-cache", urls=urls)
         node_id = node_identity(settings)
         control = CallControl(
             calls=SqlCallRepository(db, node_id),
             dialogs=SqlDialogRepository(db),
             bus=bus,
             media=media,
-            content=ContentResolver(SqlAudioStore(db), urls, speech),
+            content=ContentResolver(SqlAudioStore(db), fetcher, speech),
             recording_targets=recording_targets(data_dir / "recordings"),
             jobs=SqlJobQueue(db, node_id),
             shutdown_grace_s=settings.server.shutdown_grace_s,
@@ -190,7 +206,7 @@ class Components:
             db,
             http,
             files_dir=data_dir / "files",
-            allow_private_urls=settings.server.allow_private_urls,
+            urls=urls,
             retry=RetryPolicy(
                 base_delay=settings.api.webhook_retry_base_delay_s,
                 max_delay=settings.api.webhook_retry_max_delay_s,
@@ -212,16 +228,30 @@ class Components:
             permissions,
             webhooks,
             permission_repository,
+            urls,
         )
 
+    def body_limits(self) -> list[BodyLimit]:
+        """Per-route body limits; every other route takes at most `limits.MAX_API_BODY`."""
+        return [
+            BodyLimit("POST", "/webhooks/whatsapp", MAX_WEBHOOK_BODY),
+            BodyLimit(
+                "POST",
+                "/calls/1/files",
+                self.settings.api.max_upload_bytes,
+                field="file",
+                setting="[api] max_upload_bytes",
+            ),
+        ]
+
     def routes(self, app: FastAPI) -> None:
-        secured = [Depends(api_key_dependency(self.settings.api.keys))]
+        keys = [ApiKey.of(key, scopes) for key, scopes in self.settings.api.all_keys()]
+        application = [Depends(api_key_dependency(keys, Scope.APPLICATION))]
+        admin = [Depends(api_key_dependency(keys, Scope.ADMIN))]
         app.include_router(self.webhooks.router)
-        app.include_router(self.calls_api.router, dependencies=secured)
-        whatsapp_api = whatsapp_api_router(
-            self.senders, self.permissions, allow_private_urls=self.settings.server.allow_private_urls
-        )
-        app.include_router(whatsapp_api, dependencies=secured)
+        app.include_router(self.calls_api.router, dependencies=application)
+        app.include_router(whatsapp_api_router(self.permissions), dependencies=application)
+        app.include_router(whatsapp_admin_router(self.senders, urls=self.urls), dependencies=admin)
 
     @asynccontextmanager
     async def run(self) -> AsyncIterator[None]:
@@ -267,6 +297,7 @@ def build_app(components: Components) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, limits=components.body_limits())
     components.routes(app)
 
     @app.get("/", include_in_schema=False)

@@ -90,7 +90,14 @@ async def test_openapi_and_docs_are_served(platform: Platform) -> None:
 
 async def test_private_graph_api_urls_are_refused_unless_allowed(tmp_path: Path) -> None:
     async with running_platform(tmp_path, allow_private_urls=False) as platform:
-        for url in ("http://127.0.0.1:9", "http://10.1.2.3", "http://[::1]:8080"):
+        for url in (
+            "http://127.0.0.1:9",
+            "http://10.1.2.3",
+            "http://[::1]:8080",
+            "http://100.64.0.1",
+            "http://[2002:7f00:1::1]",
+            "http://[::ffff:127.0.0.1]",
+        ):
             response = await platform.api.post("/admin/1/senders", json={**NEW_SENDER, "graphApiUrl": url})
             assert response.status_code == 400, url
             assert "graphApiUrl" in response.text and "private address" in response.text

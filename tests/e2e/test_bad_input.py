@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 
 from support.platform import DISPLAY_NUMBER, PHONE_NUMBER_ID, WABA_ID, Platform
@@ -159,3 +160,99 @@ async def test_graph_api_errors_and_timeouts(platform: Platform) -> None:
     await failing.wait_state("TERMINATED")
     assert (await platform.api.get(f"/calls/1/calls/{failing_id}")).json()["state"] == "FAILED"
     assert (await platform.api.get("/health")).status_code == 200
+
+
+def refusal(response: httpx.Response) -> str:
+    text: str = response.json()["requestError"]["serviceException"]["text"]
+    return text
+
+
+LIST_ROUTES = (
+    "/calls/1/calls",
+    "/calls/1/calls/history",
+    "/calls/1/dialogs",
+    "/calls/1/files",
+    "/calls/1/recordings/calls",
+    "/calls/1/configurations",
+    "/subscriptions/1/subscription/VOICE_VIDEO",
+)
+
+
+async def test_huge_page_numbers_are_a_400_naming_the_parameter(platform: Platform) -> None:
+    for path in LIST_ROUTES:
+        for page in (2**63, 2**63 - 1, 2**62, 10**30):
+            response = await platform.api.get(path, params={"page": page})
+            assert response.status_code == 400, f"{path}?page={page}: {response.text}"
+            assert refusal(response).startswith("query.page:"), refusal(response)
+        huge_size = await platform.api.get(path, params={"size": 2**63})
+        assert huge_size.status_code == 400 and "query.size" in refusal(huge_size)
+        assert (await platform.api.get(path, params={"page": 3})).status_code == 200
+
+
+async def answered_call(platform: Platform) -> str:
+    await platform.subscribe()
+    await platform.emulator.user(USER, name="Dee").call(PHONE_NUMBER_ID)
+    call_id: str = (await platform.app.wait_for("CALL_RECEIVED"))["callId"]
+    answered = await platform.api.post(f"/calls/1/calls/{call_id}/answer", json={})
+    assert answered.status_code == 200, answered.text
+    await platform.app.wait_for("CALL_ESTABLISHED", call_id)
+    return call_id
+
+
+async def test_out_of_range_call_actions_are_400s_naming_the_field(platform: Platform) -> None:
+    call_id = await answered_call(platform)
+    capture = f"/calls/1/calls/{call_id}/capture/dtmf"
+    for timeout in ("1" + "0" * 400, str(2**63), "86400001"):
+        body = ('{"maxLength": 4, "timeout": ' + timeout + "}").encode()
+        response = await platform.api.post(
+            capture, content=body, headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 400, response.text
+        assert refusal(response).startswith("timeout:"), refusal(response)
+    digit = await platform.api.post(capture, json={"maxLength": 4, "timeout": 5000, "digitTimeout": 2**63})
+    assert digit.status_code == 400 and "digitTimeout" in refusal(digit)
+    started = await platform.api.post(capture, json={"maxLength": 4, "timeout": 5000})
+    assert started.status_code == 200, f"a refused capture was left behind: {started.text}"
+
+    say = f"/calls/1/calls/{call_id}/say"
+    for language in ("xx-zz", "klingon", "en_US;rm -rf", "zz"):
+        unknown = await platform.api.post(say, json={"text": "Hello", "language": language})
+        assert unknown.status_code == 400, f"{language}: {unknown.text}"
+        assert refusal(unknown).startswith("language:"), refusal(unknown)
+    text = {"type": "TEXT", "text": "Hello", "language": "xx-zz"}
+    unknown_play = await platform.api.post(f"/calls/1/calls/{call_id}/play", json={"content": text})
+    assert unknown_play.status_code == 400 and "language" in refusal(unknown_play)
+    for body in (
+        {"text": "Hello", "language": "en", "loopCount": 2**63},
+        {"content": {"type": "FILE", "fileId": "x"}, "loopCount": 2**63},
+    ):
+        action = "say" if "text" in body else "play"
+        looped = await platform.api.post(f"/calls/1/calls/{call_id}/{action}", json=body)
+        assert looped.status_code == 400 and "loopCount" in refusal(looped), looped.text
+    said = await platform.api.post(say, json={"text": "Hello", "language": "en-GB"})
+    assert said.status_code == 200, said.text
+    assert (await platform.api.get("/health")).status_code == 200
+
+
+async def test_deeply_nested_json_is_a_400(platform: Platform) -> None:
+    nested = b"[" * 10_000 + b"]" * 10_000
+    deep = b'{"object": "whatsapp_business_account", "entry": ' + nested + b"}"
+    status, text = await post_webhook(platform, deep, sign(deep, platform.app_secret))
+    assert status == 400 and "nested" in text, text
+    api = await platform.api.post(
+        "/calls/1/configurations", content=nested, headers={"Content-Type": "application/json"}
+    )
+    assert api.status_code == 400 and "nested" in refusal(api), api.text
+    assert (await platform.api.get("/health")).status_code == 200
+
+
+async def test_unknown_routes_and_methods_answer_in_infobip_shape(platform: Platform) -> None:
+    missing = await platform.api.get("/calls/1/no-such-route")
+    assert missing.status_code == 404
+    assert "/calls/1/no-such-route" in refusal(missing)
+    assert missing.json()["requestError"]["serviceException"]["messageId"] == "NOT_FOUND"
+    wrong = await platform.api.delete("/calls/1/calls")
+    assert wrong.status_code == 405
+    assert "DELETE" in refusal(wrong) and "GET" in refusal(wrong)
+    assert "POST" in wrong.headers["allow"]
+    assert wrong.json()["requestError"]["serviceException"]["messageId"] == "METHOD_NOT_ALLOWED"

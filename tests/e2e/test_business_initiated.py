@@ -139,3 +139,41 @@ async def test_max_duration_and_recording_from_answer(platform: Platform) -> Non
     assert 1 <= file["duration"] <= 3
     download = await platform.api.get(f"/calls/1/recordings/files/{file['id']}")
     assert download.status_code == 200 and download.content[:4] == b"RIFF"
+
+
+async def test_numbers_are_normalised_wherever_the_api_takes_them(platform: Platform) -> None:
+    await platform.subscribe()
+    user = platform.emulator.user("15550005004", name="Flo")
+    sent = await platform.api.post(
+        "/whatsapp/1/message/interactive/call-permission-request",
+        json={"from": "+1 555-010-0200", "to": "+1 (555) 000-5004"},
+    )
+    assert sent.status_code == 200, sent.text
+    assert sent.json()["to"] == "15550005004"
+    await user.reply_permission(PHONE_NUMBER_ID, accept=True)
+    for written in ("+15550005004", "+1 555 000 5004", "1-555-000-5004"):
+        state = await platform.api.get(f"/whatsapp/1/senders/+1-555-010-0200/calls/{written}/permissions")
+        assert state.status_code == 200 and state.json()["status"] == "TEMPORARY", (written, state.text)
+
+    body = {
+        **call_request(),
+        "endpoint": {"type": "WHATSAPP", "phoneNumber": "+1 555-000-5004"},
+        "from": "+1 555 010 0200",
+    }
+    created = await platform.api.post("/calls/1/calls", json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["endpoint"]["phoneNumber"] == "15550005004"
+    assert created.json()["to"] == "15550005004"
+    call_id = created.json()["id"]
+    user_call = await user.next_incoming()
+    await platform.app.wait_for("CALL_ESTABLISHED", call_id)
+    await platform.api.post(f"/calls/1/calls/{call_id}/hangup", json={})
+    await user_call.wait_state("TERMINATED")
+
+    for bad in ("+1 555 CALL ME", "", "++", "1" * 16):
+        refused = await platform.api.post(
+            "/calls/1/calls", json={**body, "endpoint": {"type": "WHATSAPP", "phoneNumber": bad}}
+        )
+        assert refused.status_code == 400 and "phoneNumber" in refused.text, (bad, refused.text)
+    bad_path = await platform.api.get(f"/whatsapp/1/senders/{DISPLAY_NUMBER}/calls/not-a-number/permissions")
+    assert bad_path.status_code == 400 and "user" in bad_path.text.lower(), bad_path.text

@@ -25,6 +25,7 @@ import uvicorn
 from fastapi import FastAPI, Request, Response
 
 from support.fakes import FakeEngine, FakeLeg, FakeSynthesizer
+from support.network import RecordingNetwork, ScriptedResolver
 from switchboard.apps.calls_api import CallsApi, RetryPolicy
 from switchboard.config import Settings, load_settings
 from switchboard.core.control import CallControl, InboundCall
@@ -47,6 +48,8 @@ SENDER_ID = "100200300"
 SENDER_NUMBER = "15550001111"
 CALLER = "447700900123"
 CONFIG_ID = "my-app"
+
+Network = tuple[ScriptedResolver, RecordingNetwork]
 
 
 # -- fakes at the edges (media and speech: `support.fakes`) ------------------------------------------
@@ -273,7 +276,13 @@ class Harness:
         return str(r.json()["subscriptionId"])
 
 
-def harness_settings(tmp_path: Path, retry: RetryPolicy | None) -> Settings:
+def harness_settings(
+    tmp_path: Path,
+    retry: RetryPolicy | None,
+    *,
+    allow_private_urls: bool = True,
+    graph_api_url: str | None = None,
+) -> Settings:
     retry = retry or RetryPolicy(base_delay=0.05, max_delay=0.2, give_up_after=60, timeout=2)
     return load_settings(
         overrides={
@@ -281,7 +290,7 @@ def harness_settings(tmp_path: Path, retry: RetryPolicy | None) -> Settings:
                 "host": "127.0.0.1",
                 "port": 0,
                 "data_dir": tmp_path / "data",
-                "allow_private_urls": True,
+                "allow_private_urls": allow_private_urls,
             },
             "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'switchboard.sqlite'}"},
             "api": {
@@ -300,7 +309,7 @@ def harness_settings(tmp_path: Path, retry: RetryPolicy | None) -> Settings:
                         "access_token": "token",
                         "app_secret": "app-secret",
                         "verify_token": "verify",
-                        "graph_api_url": "http://127.0.0.1:9",
+                        "graph_api_url": graph_api_url or "http://127.0.0.1:9",
                         "inbound": {"action": "SUBSCRIPTION", "calls_configuration_id": CONFIG_ID},
                     }
                 ]
@@ -312,13 +321,30 @@ def harness_settings(tmp_path: Path, retry: RetryPolicy | None) -> Settings:
 
 @contextlib.asynccontextmanager
 async def running_harness(
-    tmp_path: Path, *, retry: RetryPolicy | None = None, create_config: bool = True
+    tmp_path: Path,
+    *,
+    retry: RetryPolicy | None = None,
+    create_config: bool = True,
+    network: Network | None = None,
+    allow_private_urls: bool = True,
+    graph_api_url: str | None = None,
 ) -> AsyncIterator[Harness]:
+    """`network` (a resolver and a network backend) carries the server's outgoing HTTP instead of the
+    machine's."""
     engine = FakeEngine(write_recordings=True)
     channel = FakeWhatsApp()
     tts = FakeSynthesizer(tmp_path)
-    overrides = Overrides(media=engine, speech=tts, channels=[channel])
-    async with Server(harness_settings(tmp_path, retry), overrides) as server:
+    overrides = Overrides(
+        media=engine,
+        speech=tts,
+        channels=[channel],
+        resolver=network[0] if network else None,
+        network=network[1] if network else None,
+    )
+    settings = harness_settings(
+        tmp_path, retry, allow_private_urls=allow_private_urls, graph_api_url=graph_api_url
+    )
+    async with Server(settings, overrides) as server:
         client = httpx.AsyncClient(
             base_url=server.url, headers={"Authorization": f"App {API_KEY}"}, timeout=10
         )

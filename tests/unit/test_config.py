@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,47 @@ def test_every_inbound_action_names_its_target(tmp_path: Path) -> None:
     routing = SENDER.replace('"SUBSCRIPTION", calls_configuration_id = "app"', '"CALL_ROUTING"')
     assert load_settings(write(tmp_path, queue), environ={}).whatsapp.senders[0].inbound.target_id == "q1"
     assert load_settings(write(tmp_path, routing), environ={}).whatsapp.senders[0].inbound.target_id is None
+
+
+def test_api_keys_with_scopes(tmp_path: Path) -> None:
+    text = """
+[api]
+keys = ["plain-key-0123456789"]
+
+[[api.key]]
+key = "admin-key-0123456789"
+scopes = ["admin"]
+
+[[api.key]]
+key = "app-key-01234567890"
+scopes = ["application"]
+"""
+    settings = load_settings(write(tmp_path, text), environ={"SWITCHBOARD_API_KEYS": "env-key-0123456789ab"})
+    assert settings.api.all_keys() == [
+        ("env-key-0123456789ab", ("admin", "application")),
+        ("admin-key-0123456789", ("admin",)),
+        ("app-key-01234567890", ("application",)),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ('key = "short"\nscopes = ["admin"]', "api.key[0].key: String should have at least 16 characters"),
+        ('key = "admin-key-0123456789"\nscopes = ["root"]', "api.key[0].scopes[0]: Input should be"),
+        ('key = "admin-key-0123456789"\nscopes = []', "api.key[0].scopes: List should have at least 1 item"),
+        ('key = "admin-key-0123456789"', "api.key[0].scopes: Field required"),
+    ],
+)
+def test_bad_scoped_keys_are_named(tmp_path: Path, entry: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(write(tmp_path, f"[[api.key]]\n{entry}\n"), environ={})
+
+
+def test_url_networks_are_checked(tmp_path: Path) -> None:
+    settings = load_settings(
+        write(tmp_path, '[server]\nallowed_url_networks = ["10.20.0.0/16"]\n'), environ={}
+    )
+    assert settings.server.allowed_url_networks == ["10.20.0.0/16"]
+    with pytest.raises(ConfigError, match=r"server\.allowed_url_networks"):
+        load_settings(write(tmp_path, '[server]\nallowed_url_networks = ["10.20.0.0/99"]\n'), environ={})

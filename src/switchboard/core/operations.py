@@ -111,9 +111,10 @@ class Operations:
                 digit_timeout_ms=digit_timeout_ms,
                 custom_data=dict(custom_data or {}),
             )
+            deadline = machine.next_deadline()
             session.capture = Capture(machine)
             session.leg.enable_inband_dtmf(True)
-            session.deadlines.set(TimerKind.CAPTURE, machine.next_deadline())
+            session.deadlines.set(TimerKind.CAPTURE, deadline)
             return machine.operation_id
 
     async def send_dtmf(self, call_id: str, digits: str) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from switchboard.errors import SwitchboardError
-from switchboard.httpapi.urls import UnsafeUrl, check_url_target
+from switchboard.httpapi.urls import UnsafeUrl, UrlPolicy
 from switchboard.media.audio import sniff_container
 from switchboard.media.engine import MediaLocator
 
@@ -34,16 +34,16 @@ def _fresh(path: Path, max_age: int | None) -> bool:
 
 
 class UrlAudioFetcher:
-    def __init__(self, http: httpx.AsyncClient, cache_dir: Path, *, allow_private_urls: bool) -> None:
+    def __init__(self, http: httpx.AsyncClient, cache_dir: Path, *, urls: UrlPolicy) -> None:
         self._http = http
         self._cache_dir = cache_dir
-        self._allow_private = allow_private_urls
+        self._urls = urls
 
     async def fetch(self, url: str, cache_duration_s: int | None) -> MediaLocator:
         """Download audio at `url` into the cache; a copy younger than `cache_duration_s` is reused
         (always, if None)."""
         try:
-            await check_url_target(url, "content.fileUrl", allow_private=self._allow_private)
+            await self._urls.check_url(url, "content.fileUrl")
         except UnsafeUrl as exc:
             raise UrlFetchError(str(exc)) from exc
         key = hashlib.sha256(url.encode()).hexdigest()

@@ -74,7 +74,16 @@ _SSML = re.compile(
 
 
 class TtsError(MediaError):
-    """Speech could not be synthesized (eSpeak NG missing, failing, or no voice for the language)."""
+    """Speech could not be synthesized (eSpeak NG missing or failing)."""
+
+
+class UnknownLanguage(TtsError):
+    """The request names a language no installed voice speaks: the caller's mistake, a 400."""
+
+    status_hint = 400
+
+    def __init__(self, language: str, why: str) -> None:
+        super().__init__(f"language: {language!r} {why}")
 
 
 def looks_like_ssml(text: str) -> bool:
@@ -85,7 +94,7 @@ def espeak_voice(language: str, voice_gender: str | None = None) -> str:
     """The `-v` argument for an Infobip language code and voice gender ("MALE"/"FEMALE")."""
     code = language.strip().lower().replace("_", "-")
     if not code or not re.fullmatch(r"[a-z0-9-]+", code):
-        raise TtsError(f"invalid language code {language!r}")
+        raise UnknownLanguage(language, "is not a language code (such as en, en-gb or pt-br)")
     voice = VOICES.get(code) or VOICES.get(code.split("-")[0]) or code
     if voice_gender is not None:
         try:
@@ -152,7 +161,7 @@ class SpeechSynthesizer:
         if voices and base not in voices:
             fallback = base.split("-")[0]
             if fallback not in voices:
-                raise TtsError(f"no eSpeak NG voice for language {language!r}")
+                raise UnknownLanguage(language, "has no text-to-speech voice on this server")
             voice = fallback + voice[len(base) :]
         return voice
 

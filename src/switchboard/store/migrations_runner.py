@@ -60,7 +60,7 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 async def _with_connection(url: str, config: Config, run: object) -> None:
-    engine = create_async_engine(url)
+    engine = create_async_engine(url, hide_parameters=True)
     try:
         async with engine.begin() as connection:
 

@@ -45,7 +45,7 @@ def _reason(exc: BaseException) -> str:
 
 
 async def _ping(url: str) -> None:
-    engine = create_async_engine(url)
+    engine = create_async_engine(url, hide_parameters=True)
     try:
         async with engine.connect() as connection:
             await connection.execute(text("SELECT 1"))

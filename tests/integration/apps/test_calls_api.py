@@ -21,6 +21,7 @@ from support.calls_api_harness import (
     running_receiver,
 )
 from switchboard.apps.calls_api import RetryPolicy
+from switchboard.httpapi.urls import UrlPolicy
 
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000$")
 
@@ -96,7 +97,7 @@ async def test_subscription_crud_hides_secrets(tmp_path: Path) -> None:
 
 async def test_private_notify_url_refused_unless_allowed(tmp_path: Path) -> None:
     async with running_harness(tmp_path) as h:
-        h.api._ctx.allow_private_urls = False
+        h.api._ctx.urls = UrlPolicy()
         r = await h.client.post(
             "/subscriptions/1/subscription/VOICE_VIDEO",
             json={
@@ -259,6 +260,11 @@ async def test_outbound_calls_policy(tmp_path: Path) -> None:
         assert call["direction"] == "OUTBOUND" and call["state"] == "CALLING"
         assert call["from"] == SENDER_NUMBER
         assert ("connect", call["id"]) in h.channel.ops
+
+        written = {**request, "endpoint": {"type": "WHATSAPP", "phoneNumber": f"+{CALLER[:2]} {CALLER[2:]}"}}
+        r = await h.client.post("/calls/1/calls", json={**written, "from": f"+{SENDER_NUMBER}"})
+        assert r.status_code == 201, f"a granted user written with + and a space was refused: {r.text}"
+        assert r.json()["to"] == CALLER
 
 
 async def test_undelivered_events_wait_for_the_receiver_in_order(tmp_path: Path) -> None:

@@ -7,6 +7,8 @@ PostgreSQL is expected at postgresql://postgres@127.0.0.1:5432/test (trust auth)
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -340,6 +342,17 @@ def make_sender(pnid: str = "pnid-1", display: str = "+1 555-010-0000") -> Sende
         graph_api_url="http://127.0.0.1:9000",
         inbound=InboundTarget(InboundAction.IVR_SCENARIO, "scn-1"),
     )
+
+
+async def test_sql_logging_never_shows_parameters(db: Database, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="sqlalchemy.engine")
+    sender = dataclasses.replace(
+        make_sender(), access_token="EAAG-7f3a", app_secret="app-secret-91c2", verify_token="verify-5e0d"
+    )
+    await SenderDirectory(SqlChannelRecords(db)).save(sender)
+    assert "INSERT" in caplog.text or "UPDATE" in caplog.text, "SQLAlchemy logged no statement"
+    for secret in (sender.access_token, sender.app_secret, sender.verify_token):
+        assert secret not in caplog.text
 
 
 async def test_sender_directory(db: Database) -> None:

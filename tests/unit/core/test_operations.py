@@ -142,6 +142,14 @@ async def test_a_capture_ends_at_its_max_length(rig: Rig, call_id: str) -> None:
     assert len(rig.events.find(DtmfCaptured, call_id)) == 1
 
 
+async def test_a_capture_whose_deadline_cannot_be_computed_leaves_no_capture_behind(
+    rig: Rig, call_id: str
+) -> None:
+    with pytest.raises(OverflowError):
+        await rig.control.capture_dtmf(call_id, max_length=3, timeout_ms=10**400)
+    assert await rig.control.capture_dtmf(call_id, max_length=3, timeout_ms=10_000)
+
+
 async def test_the_terminator_ends_a_capture_and_is_not_in_the_result(rig: Rig, call_id: str) -> None:
     await rig.control.capture_dtmf(call_id, max_length=10, timeout_ms=10_000, terminator="#")
     rig.leg(call_id).press("42#")

@@ -8,12 +8,14 @@ import httpx
 import pytest
 
 from switchboard.httpapi.fetch import MAX_DOWNLOAD, UrlAudioFetcher, UrlFetchError
+from switchboard.httpapi.urls import UrlPolicy
 
 WAV = b"RIFF\x24\x00\x00\x00WAVEfmt "
 
 
 def fetcher(tmp_path: Path, handler: httpx.MockTransport, *, allow_private: bool) -> UrlAudioFetcher:
-    return UrlAudioFetcher(httpx.AsyncClient(transport=handler), tmp_path, allow_private_urls=allow_private)
+    urls = UrlPolicy(allow_private=allow_private)
+    return UrlAudioFetcher(httpx.AsyncClient(transport=handler), tmp_path, urls=urls)
 
 
 async def test_fetched_once_then_served_from_the_cache(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from switchboard.httpapi.fetch import UrlAudioFetcher, UrlFetchError
+from switchboard.httpapi.urls import UrlPolicy
 
 OGG = b"OggS\x00\x02" + b"\x00" * 22
 
@@ -22,7 +23,7 @@ async def test_a_url_whose_content_is_not_audio_is_refused_and_not_cached(tmp_pa
         )
 
     urls = UrlAudioFetcher(
-        httpx.AsyncClient(transport=httpx.MockTransport(handle)), tmp_path, allow_private_urls=True
+        httpx.AsyncClient(transport=httpx.MockTransport(handle)), tmp_path, urls=UrlPolicy(allow_private=True)
     )
     with pytest.raises(UrlFetchError, match=r"^content\.fileUrl: .*login\.wav.* is not audio") as caught:
         await urls.fetch("http://127.0.0.1:9/login.wav", None)

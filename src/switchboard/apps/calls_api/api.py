@@ -2,7 +2,7 @@
 
 The composition root wires it:
 
-    api = CallsApi(control, db, http, files_dir=..., allow_private_urls=...)
+    api = CallsApi(control, db, http, files_dir=..., urls=UrlPolicy(...))
     control.register_application(api)                # takes calls handed to a SUBSCRIPTION
     bus.subscribe(api.on_event)                      # events become outbox rows before publish returns
     app.include_router(api.router, dependencies=[Depends(require_api_key)])
@@ -38,6 +38,7 @@ from switchboard.apps.calls_api.subscriptions import SubscriptionIndex, Target
 from switchboard.core import events as ev
 from switchboard.core.control import CallControl
 from switchboard.core.models import InboundAction, InboundTarget
+from switchboard.httpapi.urls import UrlPolicy
 from switchboard.store.base import Database, upsert
 from switchboard.store.calls_api import (
     CallRecordingRow,
@@ -62,7 +63,7 @@ class CallsApi:
         http: httpx.AsyncClient,
         *,
         files_dir: Path,
-        allow_private_urls: bool,
+        urls: UrlPolicy,
         clock: Callable[[], datetime] = utcnow,
         retry: RetryPolicy | None = None,
     ) -> None:
@@ -77,7 +78,7 @@ class CallsApi:
             db,
             http,
             profiles=self._subscriptions.profile,
-            allow_private_urls=allow_private_urls,
+            urls=urls,
             clock=clock,
             retry=retry or RetryPolicy(),
         )
@@ -86,7 +87,7 @@ class CallsApi:
             db=db,
             http=http,
             files_dir=files_dir,
-            allow_private_urls=allow_private_urls,
+            urls=urls,
             clock=clock,
             subscriptions=self._subscriptions,
             configurations=ConfigurationIds(db),

@@ -25,7 +25,7 @@ from switchboard.apps.calls_api.schemas import (
     SubscriptionResponse,
 )
 from switchboard.httpapi.errors import ApiError
-from switchboard.httpapi.urls import UnsafeUrl, check_url_target
+from switchboard.httpapi.urls import UnsafeUrl
 from switchboard.store.calls_api import CallsConfigurationRow, SubscriptionRow, WebhookOutboxRow
 
 SUBSCRIPTIONS = "/subscriptions/1/subscription/VOICE_VIDEO"
@@ -35,13 +35,20 @@ def _config(row: CallsConfigurationRow) -> CallsConfigurationResponse:
     return CallsConfigurationResponse(id=row.id, name=row.name)
 
 
+MASK = "********"
+"""Stands for a custom header's value in answers; sent back unchanged (PUT), it keeps the stored value."""
+
+
 def _public_profile(profile: dict[str, Any]) -> dict[str, Any]:
-    """The profile without secrets (passwords and HMAC keys are write-only)."""
+    """The profile without secrets: passwords and HMAC keys are write-only, custom header values masked."""
     out: dict[str, Any] = json.loads(json.dumps(profile))
     security = out.get("security") or {}
     creds = security.get("credentials") or {}
     for secret in ("password", "secretKey"):
         creds.pop(secret, None)
+    webhook = out.get("webhook") or {}
+    if isinstance(webhook.get("headers"), dict):
+        webhook["headers"] = dict.fromkeys(webhook["headers"], MASK)
     return out
 
 
@@ -147,11 +154,7 @@ def build_router(ctx: Context) -> APIRouter:
 
     async def validated(body: SubscriptionRequest) -> SubscriptionRequest:
         try:
-            await check_url_target(
-                body.profile.webhook.notify_url,
-                "profile.webhook.notifyUrl",
-                allow_private=ctx.allow_private_urls,
-            )
+            await ctx.urls.check_url(body.profile.webhook.notify_url, "profile.webhook.notifyUrl")
         except UnsafeUrl as exc:
             raise ApiError(400, str(exc)) from exc
         for i, criterion in enumerate(body.criteria):
@@ -163,10 +166,14 @@ def build_router(ctx: Context) -> APIRouter:
                 )
         return body
 
-    def columns(body: SubscriptionRequest) -> dict[str, str]:
+    def columns(body: SubscriptionRequest, stored: SubscriptionRow | None = None) -> dict[str, str]:
         profile = body.profile.model_dump(mode="json", by_alias=True, exclude_none=True)
-        if isinstance(body.profile.webhook.headers, list):
-            profile["webhook"]["headers"] = body.profile.webhook.header_map()
+        if body.profile.webhook.headers is not None:
+            headers = body.profile.webhook.header_map()
+            kept = (json.loads(stored.profile).get("webhook") or {}).get("headers") or {} if stored else {}
+            profile["webhook"]["headers"] = {
+                key: kept[key] if value == MASK and key in kept else value for key, value in headers.items()
+            }
         return {
             "name": body.name,
             "events": json.dumps(body.events),
@@ -244,7 +251,7 @@ def build_router(ctx: Context) -> APIRouter:
             row = await s.get(SubscriptionRow, subscriptionId)
             if row is None:
                 raise ApiError(404, f"subscription {subscriptionId!r} not found")
-            for key, value in columns(body).items():
+            for key, value in columns(body, row).items():
                 setattr(row, key, value)
             response = _subscription(row)
         ctx.subscriptions.invalidate()

@@ -16,11 +16,13 @@ from switchboard.apps.calls_api.configuration_ids import ConfigurationIds
 from switchboard.apps.calls_api.outbox import Outbox
 from switchboard.apps.calls_api.subscriptions import SubscriptionIndex
 from switchboard.core.control import CallControl
+from switchboard.httpapi.urls import UrlPolicy
 from switchboard.store.base import Database
 
 log = logging.getLogger(__name__)
 
-PageParam = Annotated[int, Query(ge=0, description="Page number, from 0.")]
+MAX_PAGE = 2**31 - 1
+PageParam = Annotated[int, Query(ge=0, le=MAX_PAGE, description="Page number, from 0.")]
 SizeParam = Annotated[int, Query(ge=1, le=1000, description="Results per page.")]
 
 
@@ -30,7 +32,8 @@ class Context:
     db: Database
     http: httpx.AsyncClient
     files_dir: Path
-    allow_private_urls: bool
+    urls: UrlPolicy
+    """Where notify URLs may lead."""
     clock: Callable[[], datetime]
     subscriptions: SubscriptionIndex
     configurations: ConfigurationIds

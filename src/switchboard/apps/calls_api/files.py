@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.parser
-import email.policy
+import shutil
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 from sqlalchemy import delete, func, select
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from switchboard.apps.calls_api.context import Context, PageParam, SizeParam
 from switchboard.apps.calls_api.mapping import endpoint_model, platform_model
@@ -30,10 +31,11 @@ from switchboard.apps.calls_api.schemas import (
 )
 from switchboard.core.errors import SwitchboardError
 from switchboard.httpapi.errors import ApiError
+from switchboard.httpapi.limits import BodyTooLarge
 from switchboard.media.audio import probe_audio, sniff_container
 from switchboard.store.calls_api import CallRecordingRow, CallsFileRow, utc
 
-MAX_UPLOAD = 50 * 1024 * 1024
+UPLOAD_COPY_CHUNK = 1024 * 1024
 MEDIA_TYPES = {"WAV": "audio/wav", "OGG": "audio/ogg", "MP3": "audio/mpeg", "MP4": "audio/mp4"}
 
 UPLOAD_OPENAPI: dict[str, Any] = {
@@ -60,20 +62,41 @@ def sniff_format(data: bytes) -> str | None:
     return UPLOAD_FORMATS.get(sniff_container(data[:16]) or "")
 
 
-def parse_multipart_file(content_type: str, body: bytes) -> tuple[str, bytes]:
-    """(filename, bytes) of the `file` part of a multipart/form-data body."""
+async def received_file(request: Request) -> tuple[str, IO[bytes], int]:
+    """(filename, open file, size) of the `file` part of a multipart/form-data upload.
+
+    The part is streamed to a temporary file as it arrives (the body limit applies while it is read);
+    the file is closed with the request.
+    """
+    content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
         raise ApiError(415, "upload the audio as multipart/form-data with a 'file' part")
-    raw = b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(raw)
-    if not message.is_multipart():
-        raise ApiError(400, "file: the multipart body could not be parsed")
-    for part in message.iter_parts():
-        if part.get_param("name", header="content-disposition") == "file":
-            payload = part.get_payload(decode=True)
-            data = payload if isinstance(payload, bytes) else b""
-            return str(part.get_filename() or "audio"), data
-    raise ApiError(400, "file: field required")
+    try:
+        form = await request.form(max_files=1, max_fields=16)
+    except BodyTooLarge:
+        raise
+    except StarletteHTTPException as exc:
+        raise ApiError(400, f"file: the multipart body could not be parsed: {exc.detail}") from None
+    part = form.get("file")
+    if not isinstance(part, UploadFile):
+        raise ApiError(400, "file: field required")
+    return part.filename or "audio", part.file, part.size or 0
+
+
+def _store(source: IO[bytes], path: Path) -> None:
+    source.seek(0)
+    partial = path.with_name(f"{path.name}.part")
+    try:
+        with partial.open("wb") as out:
+            shutil.copyfileobj(source, out, UPLOAD_COPY_CHUNK)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _head(source: IO[bytes]) -> bytes:
+    source.seek(0)
+    return source.read(16)
 
 
 async def _unlink(path: str) -> None:
@@ -122,22 +145,16 @@ def build_router(ctx: Context) -> APIRouter:
         openapi_extra=UPLOAD_OPENAPI,
     )
     async def upload_file(request: Request) -> CallsFileModel:
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_UPLOAD:
-            raise ApiError(413, "file: larger than 50 MB")
-        body = await request.body()
-        if len(body) > MAX_UPLOAD:
-            raise ApiError(413, "file: larger than 50 MB")
-        name, data = parse_multipart_file(request.headers.get("content-type", ""), body)
-        if not data:
+        name, data, size = await received_file(request)
+        if not size:
             raise ApiError(400, "file: the file is empty")
-        fmt = sniff_format(data)
+        fmt = sniff_format(await asyncio.to_thread(_head, data))
         if fmt is None:
             raise ApiError(400, f"file: {name!r} is not WAV, MP3, OGG or MP4 audio")
         file_id = str(uuid.uuid4())
         ctx.uploads_dir.mkdir(parents=True, exist_ok=True)
         path = ctx.uploads_dir / f"{file_id}.{fmt.lower()}"
-        await asyncio.to_thread(path.write_bytes, data)
+        await asyncio.to_thread(_store, data, path)
         try:
             probe = await asyncio.to_thread(probe_audio, path)
         except SwitchboardError as exc:
@@ -148,7 +165,7 @@ def build_router(ctx: Context) -> APIRouter:
             id=file_id,
             name=name,
             file_format=fmt,
-            size=len(data),
+            size=size,
             duration=duration,
             path=str(path),
             creation_method="UPLOADED",

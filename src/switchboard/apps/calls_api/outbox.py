@@ -38,7 +38,7 @@ from typing import Any
 import httpx
 from sqlalchemy import bindparam, select, update
 
-from switchboard.httpapi.urls import UnsafeUrl, check_url_target
+from switchboard.httpapi.urls import UnsafeUrl, UrlPolicy
 from switchboard.store.base import Database
 from switchboard.store.calls_api import WebhookOutboxRow, utc
 from switchboard.store.writes import Step
@@ -142,7 +142,7 @@ class Outbox:
         http: httpx.AsyncClient,
         *,
         profiles: Callable[[str], Awaitable[dict[str, Any] | None]],
-        allow_private_urls: bool,
+        urls: UrlPolicy,
         clock: Callable[[], datetime],
         retry: RetryPolicy,
         concurrency: int = 16,
@@ -151,7 +151,7 @@ class Outbox:
         self._update = update(WebhookOutboxRow).where(WebhookOutboxRow.id == bindparam("row_id"))
         self._http = http
         self._profiles = profiles
-        self._allow_private = allow_private_urls
+        self._urls = urls
         self._now = clock
         self._retry = retry
         self._wake = asyncio.Event()
@@ -286,7 +286,7 @@ class Outbox:
     async def _post(self, row: Pending) -> str | None:
         """POST the row; None on a 2xx, otherwise what went wrong."""
         try:
-            await check_url_target(row.url, "notifyUrl", allow_private=self._allow_private)
+            await self._urls.check_url(row.url, "notifyUrl")
         except UnsafeUrl as exc:
             return str(exc)
         profile = await self._profiles(row.subscription_id)

@@ -10,7 +10,15 @@ import enum
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationInfo,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from switchboard.core.models import (
@@ -22,6 +30,7 @@ from switchboard.core.models import (
     HangupSource,
     InboundAction,
 )
+from switchboard.httpapi.numbers import phone_number
 from switchboard.media.engine import MAX_DTMF_DIGITS
 
 
@@ -53,6 +62,16 @@ class Paging(Wire):
 # -- calls configurations -------------------------------------------------------------------------
 
 Name128 = Annotated[str, Field(min_length=1, max_length=128)]
+
+INT32_MAX = 2**31 - 1
+MAX_CALL_DURATION_S = 86400
+MAX_CAPTURE_MS = 600_000
+"""The longest a DTMF capture (and the wait between its digits) may last: ten minutes."""
+MAX_LOOP_COUNT = 10_000
+MaxDuration = Annotated[
+    int | None, Field(ge=1, le=MAX_CALL_DURATION_S, description="Seconds after answer before hanging up.")
+]
+LoopCount = Annotated[int | None, Field(default=None, ge=1, le=MAX_LOOP_COUNT)]
 
 
 class CallsConfigurationCreateRequest(Wire):
@@ -199,6 +218,11 @@ class EndpointModel(Wire):
         needs_number = (EndpointType.PHONE, EndpointType.WHATSAPP, EndpointType.VIBER)
         if self.type in needs_number and not self.phone_number:
             raise ValueError(f"a {self.type.value} endpoint needs phoneNumber")
+        if self.type is EndpointType.WHATSAPP and self.phone_number:
+            try:
+                self.phone_number = phone_number(self.phone_number)
+            except ValueError as exc:
+                raise ValueError(f"phoneNumber: {exc}") from None
         if self.type is EndpointType.WEBRTC and not self.identity:
             raise ValueError("a WEBRTC endpoint needs identity")
         if self.type is EndpointType.SIP and not self.username:
@@ -218,14 +242,22 @@ class CallRecordingRequest(Wire):
     file_prefix: str | None = None
 
 
+def whatsapp_from(value: str | None, info: ValidationInfo) -> str | None:
+    """`from` of a call to a WhatsApp user names a sender by its number (or its phone number id): digits."""
+    endpoint = info.data.get("endpoint")
+    if value is None or not isinstance(endpoint, EndpointModel) or endpoint.type is not EndpointType.WHATSAPP:
+        return value
+    return phone_number(value)
+
+
 class CallRequestModel(Wire):
     endpoint: EndpointModel
-    from_: str | None = Field(default=None, alias="from")
+    from_: Annotated[str | None, AfterValidator(whatsapp_from)] = Field(default=None, alias="from")
     from_display_name: str | None = None
     connect_timeout: int | None = Field(default=None, ge=1, le=60)
     recording: CallRecordingRequest | None = None
     machine_detection: dict[str, Any] | None = None
-    max_duration: int | None = Field(default=28800, ge=1)
+    max_duration: MaxDuration = 28800
     custom_data: dict[str, str] | None = None
     calls_configuration_id: str = Field(min_length=1, max_length=128)
     platform: PlatformModel | None = None
@@ -409,9 +441,9 @@ class PlayContent(Wire):
 
 class PlayRequest(Wire):
     content: PlayContent
-    loop_count: int | None = Field(default=None, ge=1)
-    timeout: int | None = None
-    offset: int | None = None
+    loop_count: LoopCount = None
+    timeout: int | None = Field(default=None, ge=0, le=INT32_MAX)
+    offset: int | None = Field(default=None, ge=0, le=INT32_MAX)
     stop_on: Termination | None = None
     custom_data: dict[str, str] | None = None
 
@@ -420,7 +452,7 @@ class SayRequest(Wire):
     text: str = Field(min_length=1, max_length=1400)
     language: str = Field(min_length=2)
     speech_rate: float | None = Field(default=None, ge=0.5, le=2.0)
-    loop_count: int | None = Field(default=None, ge=1)
+    loop_count: LoopCount = None
     preferences: VoicePreferences | None = None
     stop_on: Termination | None = None
     custom_data: dict[str, str] | None = None
@@ -428,9 +460,11 @@ class SayRequest(Wire):
 
 class DtmfCaptureRequest(Wire):
     max_length: int = Field(ge=1, le=255)
-    timeout: int = Field(ge=1, description="Milliseconds the whole capture may take.")
+    timeout: int = Field(ge=1, le=MAX_CAPTURE_MS, description="Milliseconds the whole capture may take.")
     terminator: str | None = Field(default=None, max_length=12)
-    digit_timeout: int | None = Field(default=None, ge=1, description="Milliseconds between digits.")
+    digit_timeout: int | None = Field(
+        default=None, ge=1, le=MAX_CAPTURE_MS, description="Milliseconds between digits."
+    )
     play_content: PlayContent | None = None
     custom_data: dict[str, str] | None = None
 
@@ -459,7 +493,7 @@ class RecordingRequest(Wire):
 
 class DialogCallRequest(Wire):
     endpoint: EndpointModel
-    from_: str | None = Field(default=None, alias="from")
+    from_: Annotated[str | None, AfterValidator(whatsapp_from)] = Field(default=None, alias="from")
     from_display_name: str | None = None
     connect_timeout: int | None = Field(default=None, ge=1, le=60)
     machine_detection: dict[str, Any] | None = None
@@ -470,12 +504,12 @@ class DialogRequest(Wire):
     model_config = ConfigDict(extra="allow")
     parent_call_id: str = Field(min_length=1, max_length=128)
     child_call_request: DialogCallRequest
-    max_duration: int | None = Field(default=28800, ge=1)
+    max_duration: MaxDuration = 28800
 
 
 class DialogWithExistingCallRequest(Wire):
     model_config = ConfigDict(extra="allow")
-    max_duration: int | None = Field(default=28800, ge=1)
+    max_duration: MaxDuration = 28800
 
 
 class DialogModel(Wire):

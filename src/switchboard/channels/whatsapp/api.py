@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from switchboard.channels.whatsapp.numbers import wa_number
 from switchboard.channels.whatsapp.permissions import WhatsAppPermissions
 from switchboard.channels.whatsapp.senders import INBOUND_ID_FIELDS, REQUIRED_IDS, Sender, SenderDirectory
 from switchboard.core import policy
 from switchboard.core.models import InboundAction, InboundTarget
 from switchboard.httpapi.errors import ApiError
-from switchboard.httpapi.urls import UnsafeUrl, check_url_target
+from switchboard.httpapi.numbers import PhoneNumber
+from switchboard.httpapi.urls import UnsafeUrl, UrlPolicy
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -29,8 +29,8 @@ def _period(delta: timedelta) -> str:
 class PermissionRequestBody(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
-    from_: str = Field(alias="from", min_length=1)
-    to: str = Field(min_length=1)
+    from_: PhoneNumber = Field(alias="from")
+    to: PhoneNumber
     body_text: str = Field(
         "We would like to call you on WhatsApp.", alias="text", min_length=1, max_length=1024
     )
@@ -53,7 +53,7 @@ class InboundBody(BaseModel):
         field = INBOUND_ID_FIELDS[action]
         target_id: str | None = getattr(self, field)
         if action in REQUIRED_IDS and not target_id:
-            alias = self.model_fields[field].alias
+            alias = type(self).model_fields[field].alias
             raise ApiError(400, f"inbound.{alias}: required for action {action.value}")
         return InboundTarget(action, target_id)
 
@@ -106,25 +106,19 @@ def sender_from_body(body: SenderBody) -> Sender:
 
 
 def build_router(
-    senders: SenderDirectory,
     permissions: WhatsAppPermissions,
     *,
-    allow_private_urls: bool,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> APIRouter:
+    """Infobip's call-permission API (an application's)."""
     router = APIRouter()
-
-    async def checked(body: SenderBody) -> Sender:
-        try:
-            await check_url_target(body.graph_api_url, "graphApiUrl", allow_private=allow_private_urls)
-        except UnsafeUrl as exc:
-            raise ApiError(400, str(exc)) from None
-        return sender_from_body(body)
 
     @router.get(
         "/whatsapp/1/senders/{sender}/calls/{user_number}/permissions", tags=["WhatsApp call permissions"]
     )
-    async def get_permission(sender: str, user_number: str) -> dict[str, Any]:
+    async def get_permission(
+        sender: Annotated[PhoneNumber, Path()], user_number: Annotated[PhoneNumber, Path()]
+    ) -> dict[str, Any]:
         found = await permissions.sender(sender)
         record = await permissions.current(found, user_number)
         now = clock()
@@ -165,7 +159,7 @@ def build_router(
         found = await permissions.sender(body.from_)
         message_id = await permissions.request(found, body.to, body.body_text)
         return {
-            "to": wa_number(body.to),
+            "to": body.to,
             "messageCount": 1,
             "messageId": message_id,
             "status": {
@@ -176,6 +170,20 @@ def build_router(
                 "description": "Message sent to next instance",
             },
         }
+
+    return router
+
+
+def build_admin_router(senders: SenderDirectory, *, urls: UrlPolicy) -> APIRouter:
+    """The senders admin API: the senders with their Meta secrets (write-only: never answered)."""
+    router = APIRouter()
+
+    async def checked(body: SenderBody) -> Sender:
+        try:
+            await urls.check_url(body.graph_api_url, "graphApiUrl")
+        except UnsafeUrl as exc:
+            raise ApiError(400, str(exc)) from None
+        return sender_from_body(body)
 
     @router.get("/admin/1/senders", tags=["Senders"])
     async def list_senders() -> list[dict[str, Any]]:

@@ -1,8 +1,11 @@
-"""Phone numbers as Meta writes them."""
+"""Phone numbers as Meta writes them: digits only (no '+', spaces or dashes)."""
 
 from __future__ import annotations
 
+from switchboard.httpapi.numbers import digits
 
-def wa_number(number: str) -> str:
-    """Meta's form of a phone number: digits only (no '+', spaces or dashes)."""
-    return "".join(ch for ch in number if ch.isdigit())
+wa_number = digits
+"""Meta's form of a phone number; Meta's own payloads are taken as they come (see `httpapi.numbers` for
+the API's stricter reading)."""
+
+__all__ = ["wa_number"]

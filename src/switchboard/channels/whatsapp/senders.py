@@ -9,6 +9,7 @@ from typing import Any
 
 from switchboard.core.models import InboundAction, InboundTarget
 from switchboard.core.ports import ChannelRecords
+from switchboard.httpapi.numbers import digits
 
 SENDER_KIND = "whatsapp.sender"
 
@@ -38,11 +39,6 @@ class Sender:
     verify_token: str
     graph_api_url: str
     inbound: InboundTarget
-
-
-def digits(number: str) -> str:
-    """`number` reduced to its digits: `+1 (555) 010-0000` -> `15550100000`."""
-    return "".join(ch for ch in number if ch.isdigit())
 
 
 def _to_data(sender: Sender) -> dict[str, Any]:

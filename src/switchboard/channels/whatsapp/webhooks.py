@@ -82,10 +82,10 @@ class WhatsAppWebhooks:
         return PlainTextResponse(params.get("hub.challenge", ""))
 
     async def notify(self, request: Request) -> Response:
-        body = await request.body()
         header = request.headers.get("x-hub-signature-256")
         if not header:
             raise ApiError(401, "missing X-Hub-Signature-256 header")
+        body = await request.body()
         senders = await self._senders.list()
         secret = matching_secret(body, header, {s.app_secret for s in senders})
         if secret is None:
@@ -206,6 +206,8 @@ def _parse(body: bytes) -> Notification:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "body is not valid JSON: nested too deeply") from None
     if not isinstance(data, dict) or data.get("object") != "whatsapp_business_account":
         raise ApiError(400, "object: expected 'whatsapp_business_account'")
     try:

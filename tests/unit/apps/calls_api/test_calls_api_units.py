@@ -6,7 +6,10 @@ import hashlib
 import hmac
 from datetime import UTC, datetime, timedelta, timezone
 
-from switchboard.apps.calls_api.files import parse_multipart_file, sniff_format
+from starlette.requests import Request
+from starlette.types import Message
+
+from switchboard.apps.calls_api.files import received_file, sniff_format
 from switchboard.apps.calls_api.mapping import envelope, event_name
 from switchboard.apps.calls_api.outbox import RetryPolicy, auth_headers, sign
 from switchboard.apps.calls_api.schemas import format_time
@@ -68,7 +71,7 @@ def test_backoff_doubles_and_caps() -> None:
     assert policy.delay(20) == 300
 
 
-def test_multipart_upload_parsing_and_format_sniffing() -> None:
+async def test_multipart_upload_parsing_and_format_sniffing() -> None:
     boundary = "XyZ"
     body = (
         (
@@ -78,6 +81,16 @@ def test_multipart_upload_parsing_and_format_sniffing() -> None:
         + b"RIFF\x00\x00\x00\x00WAVEfmt "
         + f"\r\n--{boundary}--\r\n".encode()
     )
-    name, data = parse_multipart_file(f"multipart/form-data; boundary={boundary}", body)
-    assert name == "a.wav" and sniff_format(data) == "WAV"
+    chunks = [body[:20], body[20:]]
+
+    async def receive() -> Message:
+        chunk = chunks.pop(0)
+        return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
+
+    content_type = f"multipart/form-data; boundary={boundary}".encode()
+    scope = {"type": "http", "method": "POST", "headers": [(b"content-type", content_type)]}
+    request = Request(scope, receive)
+    name, data, size = await received_file(request)
+    assert name == "a.wav" and size == 16 and sniff_format(data.read()) == "WAV"
+    await request.close()
     assert sniff_format(b"OggS....") == "OGG"

@@ -14,6 +14,7 @@ import httpx
 from sqlalchemy import select
 
 from switchboard.apps.calls_api.outbox import Outbox, Pending, RetryPolicy
+from switchboard.httpapi.urls import UrlPolicy
 from switchboard.store import Database, migrate
 from switchboard.store.calls_api import WebhookOutboxRow
 
@@ -63,7 +64,7 @@ async def test_each_event_once_in_order_per_call_despite_failures(tmp_path: Path
         return httpx.Response(200)
 
     http = httpx.AsyncClient(transport=httpx.MockTransport(handle))
-    outbox = Outbox(db, http, profiles=profile, allow_private_urls=True, clock=now, retry=FAST)
+    outbox = Outbox(db, http, profiles=profile, urls=UrlPolicy(allow_private=True), clock=now, retry=FAST)
     runner = asyncio.create_task(outbox.run())
     calls = [f"call-{i}" for i in range(5)]
     expected = [(c, n) for n in range(12) for c in calls]
@@ -94,7 +95,7 @@ async def test_pending_rows_are_resumed_after_a_restart(tmp_path: Path) -> None:
         return httpx.Response(204)
 
     http = httpx.AsyncClient(transport=httpx.MockTransport(handle))
-    outbox = Outbox(db, http, profiles=profile, allow_private_urls=True, clock=now, retry=FAST)
+    outbox = Outbox(db, http, profiles=profile, urls=UrlPolicy(allow_private=True), clock=now, retry=FAST)
     runner = asyncio.create_task(outbox.run())
     rows: list[WebhookOutboxRow] = []
     for _ in range(200):
