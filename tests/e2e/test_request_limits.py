@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from support.audio import tone_wav
 from support.cli import started_cli
 from support.platform import free_port
 
@@ -109,12 +110,12 @@ async def test_declared_oversized_bodies_are_refused_before_reading(server: tupl
 
 async def test_uploads_within_the_limit_still_work(server: tuple[str, int]) -> None:
     url, _ = server
-    wav = b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 1000
+    wav = tone_wav(440, 0.5)
     async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"App {API_KEY}"}) as client:
         uploaded = await client.post("/calls/1/files", files={"file": ("a.wav", wav, "audio/wav")})
         assert uploaded.status_code == 200, uploaded.text
         assert uploaded.json()["size"] == len(wav) and uploaded.json()["fileFormat"] == "WAV"
-        big = b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 2_100_000
+        big = tone_wav(440, 0.5) + b"\x00" * 2_100_000
         refused = await client.post("/calls/1/files", files={"file": ("b.wav", big, "audio/wav")})
         assert refused.status_code == 413
         assert "max_upload_bytes" in refused.json()["requestError"]["serviceException"]["text"]
