@@ -137,7 +137,9 @@ class ApiSettings(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     keys: list[str] = Field(default_factory=list)
-    """Keys with every scope (admin and application), as before scopes existed."""
+    """Application keys: every API route but the senders admin API."""
+    admin_keys: list[str] = Field(default_factory=list)
+    """Operator keys: every route, the senders admin API (with the senders' Meta tokens) included."""
     scoped_keys: list[ApiKeySettings] = Field(default_factory=list, alias="key")
     """`[[api.key]]` tables: keys limited to their `scopes`."""
     max_upload_bytes: int = Field(50 * 1024 * 1024, gt=0)
@@ -151,7 +153,7 @@ class ApiSettings(_Strict):
     webhook_give_up_after_s: float = Field(86400.0, gt=0)
     """An event not delivered for this long is marked failed and logged."""
 
-    @field_validator("keys")
+    @field_validator("keys", "admin_keys")
     @classmethod
     def _keys(cls, value: list[str]) -> list[str]:
         for key in value:
@@ -161,16 +163,19 @@ class ApiSettings(_Strict):
 
     @model_validator(mode="after")
     def _distinct(self) -> ApiSettings:
-        given = [*self.keys, *(k.key for k in self.scoped_keys)]
+        given = [*self.keys, *self.admin_keys, *(k.key for k in self.scoped_keys)]
         if len(set(given)) != len(given):
-            raise ValueError("an API key is given twice (in keys or [[api.key]])")
+            raise ValueError("an API key is given twice (in keys, admin_keys or [[api.key]])")
         return self
 
     def all_keys(self) -> list[tuple[str, tuple[ApiScope, ...]]]:
         """Every key with its scopes."""
-        return [(key, FULL_ACCESS) for key in self.keys] + [
-            (item.key, tuple(item.scopes)) for item in self.scoped_keys
-        ]
+        application: tuple[ApiScope, ...] = ("application",)
+        return (
+            [(key, application) for key in self.keys]
+            + [(key, FULL_ACCESS) for key in self.admin_keys]
+            + [(item.key, tuple(item.scopes)) for item in self.scoped_keys]
+        )
 
 
 InboundActionName = Literal["SUBSCRIPTION", "CONTACT_CENTER", "IVR_SCENARIO", "FLOW", "CALL_ROUTING"]
@@ -291,10 +296,9 @@ def load_settings(
         data.setdefault("database", {})["url"] = env["DATABASE_URL"]
     if env.get("SWITCHBOARD_EVENT_LOOP"):
         data.setdefault("server", {})["event_loop"] = env["SWITCHBOARD_EVENT_LOOP"]
-    if env.get("SWITCHBOARD_API_KEYS"):
-        data.setdefault("api", {})["keys"] = [
-            k.strip() for k in env["SWITCHBOARD_API_KEYS"].split(",") if k.strip()
-        ]
+    for variable, key in (("SWITCHBOARD_API_KEYS", "keys"), ("SWITCHBOARD_ADMIN_KEYS", "admin_keys")):
+        if env.get(variable):
+            data.setdefault("api", {})[key] = [k.strip() for k in env[variable].split(",") if k.strip()]
     for section, values in (overrides or {}).items():
         data.setdefault(section, {}).update(values)
     try:

@@ -188,7 +188,7 @@ async def test_application_keys_cannot_touch_senders_and_admin_keys_only_can(tmp
         assert (await status("GET", "/admin/1/senders", ADMIN_KEY))[0] == 200
         code, error = await status("GET", "/calls/1/calls", ADMIN_KEY)
         assert code == 403 and "'application' scope" in error["requestError"]["serviceException"]["text"]
-        assert (await status("GET", "/admin/1/senders", PLAIN_KEY))[0] == 200
+        assert (await status("GET", "/admin/1/senders", PLAIN_KEY))[0] == 403, "plain keys are not admin"
         assert (await status("GET", "/calls/1/calls", PLAIN_KEY))[0] == 200
         assert (await client.get("/admin/1/senders", auth=("user", APP_KEY))).status_code == 403
         assert (await status("GET", "/calls/1/calls", "not-a-key-0123456789"))[0] == 401

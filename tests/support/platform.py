@@ -167,7 +167,7 @@ def platform_settings(
                 "media_remote_networks": ["127.0.0.0/8"],
                 **server,
             },
-            "api": {"keys": [API_KEY], **(api or {})},
+            "api": {"admin_keys": [API_KEY], **(api or {})},
             "database": {"url": database_url},
             "whatsapp": {
                 "graph_retries": 2,

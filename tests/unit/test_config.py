@@ -104,9 +104,14 @@ scopes = ["admin"]
 key = "app-key-01234567890"
 scopes = ["application"]
 """
-    settings = load_settings(write(tmp_path, text), environ={"SWITCHBOARD_API_KEYS": "env-key-0123456789ab"})
+    environ = {
+        "SWITCHBOARD_API_KEYS": "env-key-0123456789ab",
+        "SWITCHBOARD_ADMIN_KEYS": "operator-0123456789ab",
+    }
+    settings = load_settings(write(tmp_path, text), environ=environ)
     assert settings.api.all_keys() == [
-        ("env-key-0123456789ab", ("admin", "application")),
+        ("env-key-0123456789ab", ("application",)),
+        ("operator-0123456789ab", ("admin", "application")),
         ("admin-key-0123456789", ("admin",)),
         ("app-key-01234567890", ("application",)),
     ]
