@@ -54,7 +54,6 @@ from switchboard.store import (
     SqlChannelRecords,
     SqlDialogRepository,
     SqlPermissionRepository,
-    SqlWebhookLedger,
     migrate,
 )
 from switchboard.store.audio import SqlAudioStore
@@ -216,7 +215,8 @@ class Components:
         )
         control.register_application(calls_api)
         bus.subscribe(calls_api.on_event, durable=True)
-        webhooks = WhatsAppWebhooks(control, senders, SqlWebhookLedger(db), permissions)
+        webhooks = WhatsAppWebhooks(control, senders, control.jobs, permissions)
+        control.jobs.register(webhooks)
         return cls(
             settings,
             db,
@@ -265,7 +265,6 @@ class Components:
                 runners = [
                     tasks.create_task(self.control.run()),
                     tasks.create_task(self.calls_api.run()),
-                    tasks.create_task(self.webhooks.run()),
                 ]
                 await self.control.started()
                 await self.control.recover()

@@ -59,7 +59,7 @@ async def test_call_needs_permission_then_connects_with_audio_both_ways(platform
     )
     assert again.status_code == 403 and "limit" in again.text
 
-    await user.reply_permission(PHONE_NUMBER_ID, accept=True)
+    await platform.grant_permission(user.wa_id)
     state = (await platform.api.get(permission)).json()
     assert state["status"] == "TEMPORARY"
     assert {a["name"]: a["canPerformAction"] for a in state["actions"]}["START_CALL"] is True
@@ -106,7 +106,7 @@ async def test_meta_refusal_for_lack_of_permission_fails_the_call_and_forgets_th
 ) -> None:
     await platform.subscribe()
     user = platform.emulator.user(USER, name="Cy")
-    await user.reply_permission(PHONE_NUMBER_ID, accept=True)
+    await platform.grant_permission(user.wa_id)
     platform.emulator.permission(USER, PHONE_NUMBER_ID).revoke()
 
     refused = await platform.api.post("/calls/1/calls", json=call_request())
@@ -121,7 +121,7 @@ async def test_meta_refusal_for_lack_of_permission_fails_the_call_and_forgets_th
 async def test_max_duration_and_recording_from_answer(platform: Platform) -> None:
     await platform.subscribe()
     user = platform.emulator.user(USER, name="Cy")
-    await user.reply_permission(PHONE_NUMBER_ID, accept=True)
+    await platform.grant_permission(user.wa_id)
     body = {**call_request(), "maxDuration": 2, "recording": {"recordingType": "AUDIO"}}
     created = await platform.api.post("/calls/1/calls", json=body)
     assert created.status_code == 201, created.text
@@ -150,7 +150,7 @@ async def test_numbers_are_normalised_wherever_the_api_takes_them(platform: Plat
     )
     assert sent.status_code == 200, sent.text
     assert sent.json()["to"] == "15550005004"
-    await user.reply_permission(PHONE_NUMBER_ID, accept=True)
+    await platform.grant_permission(user.wa_id)
     for written in ("+15550005004", "+1 555 000 5004", "1-555-000-5004"):
         state = await platform.api.get(f"/whatsapp/1/senders/+1-555-010-0200/calls/{written}/permissions")
         assert state.status_code == 200 and state.json()["status"] == "TEMPORARY", (written, state.text)

@@ -19,7 +19,7 @@ async def test_dialog_bridges_two_whatsapp_users(platform: Platform) -> None:
     agent = platform.emulator.user(AGENT, name="Agent")
     agent.auto_tone = 900.0
     platform.emulator.permission(AGENT, PHONE_NUMBER_ID).grant(permanent=True)
-    await agent.reply_permission(PHONE_NUMBER_ID, accept=True, permanent=True)
+    await platform.grant_permission(agent.wa_id, permanent=True)
 
     caller = await platform.emulator.user(CALLER, name="Caller").call(PHONE_NUMBER_ID)
     caller.play_tone(500)

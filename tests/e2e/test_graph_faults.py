@@ -34,7 +34,7 @@ def terminates(platform: Platform, wacid: str) -> list[dict[str, object]]:
 
 async def place(platform: Platform, connect_timeout: int) -> str:
     user = platform.emulator.user(USER, name="Di")
-    await user.reply_permission(PHONE_NUMBER_ID, accept=True)
+    await platform.grant_permission(user.wa_id)
     body = {
         "endpoint": {"type": "WHATSAPP", "phoneNumber": USER},
         "from": DISPLAY_NUMBER,

@@ -505,8 +505,28 @@ class InMemoryJobQueue:
         return [Job(i, j["kind"], j["key"], j["payload"], j["attempts"], j["created"]) for i, j in due]
 
     async def next_due(self) -> datetime | None:
-        pending = [j["due"] for j in self.jobs.values() if j["state"] == "pending"]
+        pending = [
+            max(j["due"], j["lease_until"]) if j["lease_until"] else j["due"]
+            for j in self.jobs.values()
+            if j["state"] == "pending"
+        ]
         return min(pending) if pending else None
+
+    async def submit(
+        self, kind: str, key: str, payload: Mapping[str, Any], *, at: datetime, lease: timedelta
+    ) -> int | None:
+        if any(j["kind"] == kind and j["key"] == key for j in self.jobs.values()):
+            return None
+        await self.enqueue(kind, key, payload, at=at)
+        job_id = max(self.jobs)
+        self.jobs[job_id]["lease_until"] = at + lease
+        return job_id
+
+    async def prune(self, older_than: datetime) -> int:
+        finished = [i for i, j in self.jobs.items() if j["state"] != "pending"]
+        for job_id in finished:
+            del self.jobs[job_id]
+        return len(finished)
 
     async def release_leases(self) -> None:
         for job in self.jobs.values():

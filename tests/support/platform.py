@@ -117,6 +117,15 @@ class Platform:
     settings: Settings
     app_secret: str
 
+    async def grant_permission(self, wa_id: str, *, permanent: bool = False) -> None:
+        """The WhatsApp user accepts a call permission request; returns once the server has processed
+        Meta's webhook for it (webhook items are processed after Meta's delivery is answered)."""
+        await self.emulator.user(wa_id).reply_permission(PHONE_NUMBER_ID, accept=True, permanent=permanent)
+        path = f"/whatsapp/1/senders/{DISPLAY_NUMBER}/calls/{wa_id}/permissions"
+        async with asyncio.timeout(10):
+            while (await self.api.get(path)).json()["status"] == "NO_PERMISSION":
+                await asyncio.sleep(0.05)
+
     async def subscribe(self, events: list[str] | None = None, **profile: Any) -> dict[str, Any]:
         await self.api.post("/calls/1/configurations", json={"id": CONFIGURATION_ID, "name": "e2e"})
         body = {

@@ -175,6 +175,11 @@ class CallControl:
         dialogs, total = await self._s.dialogs.list(active=active, page=page, size=size)
         return list(dialogs), total
 
+    async def publish_pending(self, call_id: str) -> None:
+        """Give a call's events that could not be stored to their store again (raises if it still
+        fails); the call's next change does this too."""
+        await self._s.publisher.flush(call_id)
+
     def is_live(self, call_id: str) -> bool:
         return call_id in self._s.registry
 

@@ -18,6 +18,8 @@ from switchboard.errors import SwitchboardError
 
 log = logging.getLogger(__name__)
 
+PRUNE_EVERY_S = 3600.0
+
 
 class PermanentJobError(SwitchboardError):
     """A job that can never succeed (e.g. the far end refused it for good)."""
@@ -44,6 +46,8 @@ class JobRunner:
         give_up_after: timedelta = timedelta(hours=1),
         lease: timedelta = timedelta(minutes=2),
         batch: int = 50,
+        concurrency: int = 64,
+        keep_finished: timedelta = timedelta(days=7),
     ) -> None:
         self._queue = queue
         self._clock = clock
@@ -54,6 +58,9 @@ class JobRunner:
         self._batch = batch
         self._handlers: dict[str, JobHandler] = {}
         self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._keep_finished = keep_finished
+        self._tasks: asyncio.TaskGroup | None = None
 
     def register(self, handler: JobHandler) -> None:
         self._handlers[handler.kind] = handler
@@ -63,9 +70,39 @@ class JobRunner:
         await self._queue.enqueue(kind, key, payload, at=self._clock.now())
         self._wake.set()
 
+    async def submit(self, kind: str, key: str, payload: dict[str, object]) -> bool:
+        """Store a job and run it at once (it is run again after a crash, until done). False when a job
+        of that kind and key exists already: a repeat, stored and run before."""
+        now = self._clock.now()
+        job_id = await self._queue.submit(kind, key, payload, at=now, lease=self._lease)
+        if job_id is None:
+            return False
+        if self._tasks is not None:
+            self._tasks.create_task(self._run_one(Job(job_id, kind, key, payload, 0, now)))
+        return True
+
     async def run(self) -> None:
         """Run due jobs until cancelled; the composition root owns this task."""
         await self._queue.release_leases()
+        async with asyncio.TaskGroup() as tasks:
+            self._tasks = tasks
+            try:
+                tasks.create_task(self._prune_hourly())
+                await self._run_due_forever()
+            finally:
+                self._tasks = None
+
+    async def _prune_hourly(self) -> None:
+        while True:
+            try:
+                removed = await self._queue.prune(self._clock.now() - self._keep_finished)
+                if removed:
+                    log.info("forgot %d jobs finished more than %s ago", removed, self._keep_finished)
+            except Exception:
+                log.exception("pruning finished jobs failed")
+            await asyncio.sleep(PRUNE_EVERY_S)
+
+    async def _run_due_forever(self) -> None:
         while True:
             self._wake.clear()
             ran = await self.run_due()
@@ -100,6 +137,10 @@ class JobRunner:
             log.warning("jobs still pending after %.0f s; they run again at the next start", within_s)
 
     async def _run_one(self, job: Job) -> None:
+        async with self._slots:
+            await self._attempt(job)
+
+    async def _attempt(self, job: Job) -> None:
         handler = self._handlers.get(job.kind)
         if handler is None:
             await self._queue.give_up(job.id, error=f"no handler for jobs of kind {job.kind}")

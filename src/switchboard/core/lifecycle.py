@@ -88,7 +88,13 @@ class Lifecycle:
         """A call from a peer. Returns the call, or None if it was a repeat or was refused."""
         s = self._s
         peer = inbound.peer_call_id
-        if s.registry.knows_peer(peer) or await s.calls.find_by_peer_call_id(peer):
+        known = s.registry.by_peer(peer)
+        if known is not None:
+            # A repeat; if storing its first events failed, they are given to the store again now.
+            await s.publisher.flush(known.id)
+            log.info("repeated inbound call %s ignored", peer)
+            return None
+        if await s.calls.find_by_peer_call_id(peer):
             log.info("repeated inbound call %s ignored", peer)
             return None
         call = Call(

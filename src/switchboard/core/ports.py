@@ -171,11 +171,20 @@ class JobQueue(Protocol):
     async def enqueue(self, kind: str, key: str, payload: Mapping[str, Any], *, at: datetime) -> None:
         """Add a job due at `at`; a job of the same kind and key that is not finished is kept as is."""
 
+    async def submit(
+        self, kind: str, key: str, payload: Mapping[str, Any], *, at: datetime, lease: timedelta
+    ) -> int | None:
+        """Add a job already leased to this process (it runs it at once); its id, or None when a job
+        of that kind and key exists (a repeat)."""
+
+    async def prune(self, older_than: datetime) -> int:
+        """Forget finished jobs finished before `older_than`; returns how many."""
+
     async def claim_due(self, now: datetime, *, limit: int, lease: timedelta) -> Sequence[Job]:
         """Jobs due by `now`, leased to this process for `lease` (others skip them meanwhile)."""
 
     async def next_due(self) -> datetime | None:
-        """When the earliest unfinished job is due."""
+        """When the earliest unfinished job is due (a leased one: when its lease runs out)."""
 
     async def release_leases(self) -> None:
         """Free the leases this process holds (it is starting, so nothing of it runs any more)."""

@@ -6,7 +6,9 @@ call: their new events join the queue that is being published (a handler never w
 on other calls: a handler never waits for another task's publication either (that task may be waiting
 for this one); its events go out with that task's. Any other task that flushes while another task
 publishes waits until its own events are out, so an action returns only once its events are stored. A
-durable handler's failure is raised to the flush that the event belongs to.
+durable handler's failure is raised to the flush that the event belongs to; the event is kept and given
+to that handler again, before anything newer of the call, at the call's next flush (nothing is lost when
+storing fails for a while).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from switchboard.core.bus import EventBus
+from switchboard.core.bus import DurableDeliveryFailed, EventBus, EventHandler
 from switchboard.core.events import CallEvent
 
 
@@ -30,6 +32,8 @@ class _Item:
 @dataclass(slots=True)
 class _Stream:
     pending: deque[_Item] = field(default_factory=deque)
+    failed: deque[tuple[CallEvent, tuple[EventHandler, ...]]] = field(default_factory=deque)
+    """Events a durable handler could not store: given to it again before anything newer."""
     publisher: asyncio.Task[object] | None = None
     progress: asyncio.Event = field(default_factory=asyncio.Event)
     """Set (then replaced) whenever an event is out or the publishing task stops."""
@@ -63,33 +67,53 @@ class EventPublisher:
             return
         # Publish, or wait for the task that does; take over if that task stops before our events are
         # out (it was cancelled).
-        while not all(item.done for item in mine):
+        # Nothing of ours to publish: give what a durable handler failed to it again, once.
+        retry = not mine and bool(stream.failed)
+        tried = False
+        while (retry and not tried) or not all(item.done for item in mine):
             if stream.publisher is None:
+                tried = True
                 stream.publisher = current
                 outermost = current not in self._publishing
                 self._publishing.add(current)
                 try:
-                    await self._drain(stream)
+                    blocked = await self._drain(stream)
                 finally:
                     if outermost:
                         self._publishing.discard(current)
                     stream.publisher = None
                     stream.wake()
-                    if not stream.pending and self._streams.get(key) is stream:
+                    if not stream.pending and not stream.failed and self._streams.get(key) is stream:
                         del self._streams[key]
+                if blocked is not None:
+                    raise blocked
             else:
                 await stream.progress.wait()
         errors = [item.error for item in mine if item.error is not None]
         if errors:
             raise errors[0]
 
-    async def _drain(self, stream: _Stream) -> None:
-        while stream.pending:
+    async def _drain(self, stream: _Stream) -> Exception | None:
+        """Publish what is pending, in order; the error that stops it while an event cannot be stored."""
+        while stream.failed:
+            event, handlers = stream.failed[0]
+            try:
+                await self._bus.redeliver(event, handlers)
+            except DurableDeliveryFailed as exc:
+                stream.failed[0] = (event, exc.handlers)
+                return exc.error
+            stream.failed.popleft()
+            stream.wake()
+        while stream.pending and not stream.failed:
             item = stream.pending.popleft()
             try:
                 await self._bus.publish(item.event)
+            except DurableDeliveryFailed as exc:
+                item.error = exc.error
+                stream.failed.append((item.event, exc.handlers))
             except Exception as exc:
                 item.error = exc
             finally:
                 item.done = True
                 stream.wake()
+        return None

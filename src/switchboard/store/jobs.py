@@ -8,11 +8,12 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, case, delete, func, select, update
 
 from switchboard.core.ports import Job
-from switchboard.store.base import Database, insert_on_conflict
+from switchboard.store.base import Database, insert_on_conflict, upsert
 from switchboard.store.tables import JobRow
+from switchboard.store.writes import Step
 
 
 def _open(now: datetime) -> Any:
@@ -28,6 +29,34 @@ class SqlJobQueue:
     def __init__(self, db: Database, owner: str) -> None:
         self._db = db
         self._owner = owner
+        self._submit = upsert(db.dialect, JobRow, key=["kind", "key"]).returning(JobRow.id)
+        self._complete = (
+            update(JobRow)
+            .where(JobRow.id == bindparam("job_id"))
+            .values(done_at=bindparam("done_at"), lease_owner=None, lease_until=None)
+        )
+
+    async def submit(
+        self, kind: str, key: str, payload: Mapping[str, Any], *, at: datetime, lease: timedelta
+    ) -> int | None:
+        values = {
+            "kind": kind,
+            "key": key,
+            "payload": dict(payload),
+            "attempts": 0,
+            "next_attempt_at": at,
+            "created_at": at,
+            "lease_owner": self._owner,
+            "lease_until": at + lease,
+        }
+        (outcome,) = await self._db.write(Step(self._submit, values))
+        return int(outcome.rows[0].id) if outcome.rows else None
+
+    async def prune(self, older_than: datetime) -> int:
+        finished = (JobRow.done_at < older_than) | (JobRow.failed_at < older_than)
+        async with self._db.session() as session:
+            result = await session.execute(delete(JobRow).where(finished))
+        return int(getattr(result, "rowcount", 0))
 
     async def enqueue(self, kind: str, key: str, payload: Mapping[str, Any], *, at: datetime) -> None:
         values = {
@@ -54,9 +83,9 @@ class SqlJobQueue:
             return [Job(r.id, r.kind, r.key, dict(r.payload), r.attempts, r.created_at) for r in rows]
 
     async def next_due(self) -> datetime | None:
-        query = select(func.min(JobRow.next_attempt_at)).where(
-            JobRow.done_at.is_(None), JobRow.failed_at.is_(None)
-        )
+        leased_later = JobRow.lease_until.is_not(None) & (JobRow.lease_until > JobRow.next_attempt_at)
+        due = case((leased_later, JobRow.lease_until), else_=JobRow.next_attempt_at)
+        query = select(func.min(due)).where(JobRow.done_at.is_(None), JobRow.failed_at.is_(None))
         async with self._db.session() as session:
             value: datetime | None = (await session.execute(query)).scalar_one()
         return value
@@ -72,7 +101,7 @@ class SqlJobQueue:
             )
 
     async def complete(self, job_id: int) -> None:
-        await self._finish(job_id, done_at=datetime.now(UTC), lease_until=None, lease_owner=None)
+        await self._db.write(Step(self._complete, {"job_id": job_id, "done_at": datetime.now(UTC)}))
 
     async def retry(self, job_id: int, *, at: datetime, error: str) -> None:
         await self._finish(

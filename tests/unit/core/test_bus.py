@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from switchboard.core.bus import InProcessEventBus
+from switchboard.core.bus import DurableDeliveryFailed, InProcessEventBus
 from switchboard.core.events import CallEvent, CallReceived
 from switchboard.core.models import Call, Direction, Endpoint, EndpointType
 
@@ -30,9 +30,10 @@ async def test_a_failing_durable_handler_fails_the_publisher_after_all_handlers_
 
     bus.subscribe(durable, durable=True)
     bus.subscribe(other)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(DurableDeliveryFailed, match="disk full") as failed:
         await bus.publish(event())
     assert seen == ["c"]
+    assert isinstance(failed.value.error, OSError) and failed.value.handlers == (durable,)
 
 
 async def test_a_failing_plain_handler_is_logged_not_raised() -> None:

@@ -203,9 +203,11 @@ async def test_the_other_side_is_hung_up_even_when_a_durable_handler_fails(rig: 
 
 
 async def test_a_dialog_is_established_even_when_a_durable_handler_fails_on_the_answer(rig: Rig) -> None:
+    failures = [OSError("disk full")]
+
     async def failing_store(event: CallEvent) -> None:
-        if isinstance(event, CallEstablished):
-            raise OSError("disk full")
+        if isinstance(event, CallEstablished) and failures:
+            raise failures.pop()
 
     parent = await rig.inbound()
     _, child = await connected_to_new_child(rig, parent)

@@ -134,10 +134,14 @@ async def test_an_action_returns_once_its_events_have_been_handled(rig: Rig) -> 
     assert stored[-1] == "CallFinished"
 
 
-async def test_a_durable_handler_failure_fails_the_action_and_the_change_stands(rig: Rig) -> None:
+async def test_a_durable_handler_failure_fails_the_action_and_the_event_is_stored_later(rig: Rig) -> None:
+    stored: list[str] = []
+    failures = [OSError("the outbox is full")]
+
     async def outbox(event: CallEvent) -> None:
-        if isinstance(event, CallEstablished):
-            raise OSError("the outbox is full")
+        if isinstance(event, CallEstablished) and failures:
+            raise failures.pop()
+        stored.append(type(event).__name__)
 
     rig.bus.subscribe(outbox, durable=True)
     call_id = await rig.inbound()
@@ -147,7 +151,29 @@ async def test_a_durable_handler_failure_fails_the_action_and_the_change_stands(
 
     assert await rig.state(call_id) is CallState.ESTABLISHED
     assert rig.events.names(call_id) == ["CallReceived", "CallEstablished"], "the others still got it"
+    assert stored == ["CallReceived"]
     await rig.control.hangup(call_id)
+    assert stored == ["CallReceived", "CallEstablished", "CallFinished"], "stored again, in order"
+
+
+async def test_an_event_the_store_refused_blocks_newer_ones_until_it_is_stored(rig: Rig) -> None:
+    stored: list[str] = []
+    failures = [OSError("down"), OSError("still down")]
+
+    async def outbox(event: CallEvent) -> None:
+        if isinstance(event, CallEstablished) and failures:
+            raise failures.pop()
+        stored.append(type(event).__name__)
+
+    rig.bus.subscribe(outbox, durable=True)
+    call_id = await rig.inbound()
+    with pytest.raises(OSError, match="still down"):
+        await rig.control.answer(call_id)
+    with pytest.raises(OSError, match="down"):
+        await rig.control.hangup(call_id)
+    assert stored == ["CallReceived"], "nothing newer overtakes the event that was not stored"
+    await rig.control.publish_pending(call_id)
+    assert stored == ["CallReceived", "CallEstablished", "CallFinished"]
 
 
 async def test_a_plain_handler_failure_does_not_fail_the_action(rig: Rig) -> None:

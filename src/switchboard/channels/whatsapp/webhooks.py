@@ -2,17 +2,21 @@
 
 A POST is authenticated before anything is parsed: the `X-Hub-Signature-256` of the raw body must match
 one of the configured app secrets (missing: 401, wrong: 403). Malformed JSON or a shape that is not a
-WhatsApp notification is a 400 naming the problem. Each (call id, event) is processed once: Meta delivers
-at least once and out of order, so a repeat is answered 200 and skipped, and a terminate that comes
-before its connect ends the call as soon as it exists (or keeps it from being offered at all).
+WhatsApp notification is a 400 naming the problem. Each item (a call event, a status, a message) is then
+stored as a durable job keyed by what it is (`call:<id>:<event>`, ...) and Meta's delivery is answered at
+once; the job runs right away and, if it fails, again with backoff, across restarts, until done. Meta
+delivers at least once and out of order: a repeated item is not stored again, processing is idempotent,
+and a terminate that comes before its connect ends the call as soon as it exists (or keeps it from being
+offered at all).
 """
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
 import json
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
@@ -32,44 +36,37 @@ from switchboard.channels.whatsapp.permissions import WhatsAppPermissions
 from switchboard.channels.whatsapp.senders import Sender, SenderDirectory
 from switchboard.channels.whatsapp.signature import matching_secret
 from switchboard.core.control import CallControl, InboundCall
+from switchboard.core.jobs import JobRunner
 from switchboard.core.models import Endpoint, EndpointType, ErrorCode
-from switchboard.core.ports import WebhookLedger
+from switchboard.core.ports import Job
 from switchboard.httpapi.errors import ApiError
 
 log = logging.getLogger(__name__)
 
 MEDIA_FAILURE_CODES = {138020, 138021, 138022, 138023}
-LEDGER_KEEP = timedelta(days=7)
-"""How long a processed delivery is remembered: longer than Meta keeps redelivering."""
-LEDGER_PRUNE_EVERY_S = 3600.0
+ITEM_KIND = "whatsapp.webhook"
+"""Jobs that process one item of a Meta notification."""
 
 
 class WhatsAppWebhooks:
+    """The webhook routes (`router`) and the job handler (`kind`, `run`, `gave_up`) of their items."""
+
+    kind = ITEM_KIND
+
     def __init__(
         self,
         control: CallControl,
         senders: SenderDirectory,
-        ledger: WebhookLedger,
+        jobs: JobRunner,
         permissions: WhatsAppPermissions,
     ) -> None:
         self._control = control
         self._senders = senders
-        self._ledger = ledger
+        self._jobs = jobs
         self._permissions = permissions
         self.router = APIRouter(tags=["WhatsApp webhooks"])
         self.router.add_api_route("/webhooks/whatsapp", self.verify, methods=["GET"])
         self.router.add_api_route("/webhooks/whatsapp", self.notify, methods=["POST"])
-
-    async def run(self) -> None:
-        """Forget old deliveries once an hour, until cancelled (the composition root owns this task)."""
-        while True:
-            try:
-                removed = await self._ledger.prune(LEDGER_KEEP)
-                if removed:
-                    log.info("forgot %d webhook deliveries older than %s", removed, LEDGER_KEEP)
-            except Exception:
-                log.exception("pruning the webhook ledger failed")
-            await asyncio.sleep(LEDGER_PRUNE_EVERY_S)
 
     async def verify(self, request: Request) -> Response:
         """Meta's subscription check: echo `hub.challenge` when `hub.verify_token` is one of ours."""
@@ -103,24 +100,31 @@ class WhatsAppWebhooks:
                         change.value.metadata.phone_number_id,
                     )
                     continue
-                await self._change(sender, change.field, change.value)
+                for key, payload in _items(sender, change.field, change.value):
+                    if not await self._jobs.submit(self.kind, key, payload):
+                        log.info("repeated webhook item %s ignored", key)
         return Response(status_code=200)
 
-    async def _change(self, sender: Sender, field: str, value: Value) -> None:
+    # -- the job of one item -------------------------------------------------------------------------
+
+    async def run(self, job: Job) -> None:
+        sender = await self._senders.get(str(job.payload["sender"]))
+        if sender is None:
+            log.warning("webhook item %s: sender %s is gone; dropped", job.key, job.payload["sender"])
+            return
+        value = Value.model_validate(job.payload["value"])
+        field = job.payload["field"]
         if field == "calls":
             for call in value.calls:
-                if await self._ledger.first_time(f"call:{call.id}:{call.event}"):
-                    await self._call(sender, value, call)
-                else:
-                    log.info("repeated %s webhook for %s ignored", call.event, call.id)
+                await self._call(sender, value, call)
             for status in value.statuses:
-                if await self._ledger.first_time(f"status:{status.id}:{status.status.upper()}"):
-                    await self._status(status)
+                await self._status(status)
         elif field == "messages":
             for message in value.messages:
-                key = f"message:{message.id}" if message.id else None
-                if key is None or await self._ledger.first_time(key):
-                    await self._message(sender, message)
+                await self._message(sender, message)
+
+    async def gave_up(self, job: Job, error: str) -> None:
+        log.error("webhook item %s was never processed: %s", job.key, error)
 
     async def _call(self, sender: Sender, value: Value, call: CallEntry) -> None:
         if call.event == "connect":
@@ -135,7 +139,7 @@ class WhatsAppWebhooks:
 
     async def _connect(self, sender: Sender, value: Value, call: CallEntry) -> None:
         if call.session is None:
-            raise ApiError(400, f"calls[{call.id}].session: a connect event needs a session")
+            return
         offered = call.session.sdp_type == "offer" and call.direction != "BUSINESS_INITIATED"
         if not offered:
             await self._control.remote_answered(
@@ -199,6 +203,31 @@ class WhatsAppWebhooks:
             permanent=bool(reply.is_permanent),
             expires_at=datetime.fromtimestamp(expiration, UTC) if expiration else None,
         )
+
+
+def _items(sender: Sender, field: str, value: Value) -> list[tuple[str, dict[str, Any]]]:
+    """The notification's items, each with its key and what its job needs (the change's metadata,
+    contacts and errors with that one item); a connect without a session is a 400 here."""
+    shared = value.model_dump(mode="json", by_alias=True, exclude={"calls", "statuses", "messages"})
+
+    def item(kind: str, entry: Any) -> dict[str, Any]:
+        one = {**shared, kind: [entry.model_dump(mode="json", by_alias=True)]}
+        return {"sender": sender.phone_number_id, "field": field, "value": one}
+
+    found: list[tuple[str, dict[str, Any]]] = []
+    if field == "calls":
+        for call in value.calls:
+            if call.event == "connect" and call.session is None:
+                raise ApiError(400, f"calls[{call.id}].session: a connect event needs a session")
+            found.append((f"call:{call.id}:{call.event}", item("calls", call)))
+        for status in value.statuses:
+            found.append((f"status:{status.id}:{status.status.upper()}", item("statuses", status)))
+    elif field == "messages":
+        for message in value.messages:
+            payload = item("messages", message)
+            digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
+            found.append((f"message:{message.id or digest}", payload))
+    return found
 
 
 def _parse(body: bytes) -> Notification:
