@@ -3,7 +3,9 @@ name the key (`whatsapp.senders[0].app_secret: field required`)."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -245,12 +247,73 @@ class MediaSettings(_Strict):
     log says so); this bounds the time and memory one play can take."""
 
 
+_LISTEN = re.compile(r"^(udp|tcp|tls):(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$")
+
+
+class SipSettings(_Strict):
+    """The SIP channel; without a `[sip]` section nothing listens for SIP."""
+
+    listen: list[str] = Field(default_factory=lambda: ["udp:127.0.0.1:5060"], min_length=1)
+    """`udp:HOST:PORT`, `tcp:HOST:PORT` or `tls:HOST:PORT` (TLS needs tls_certificate and tls_key)."""
+    public_address: str | None = None
+    """What Via, Contact and SDP advertise instead of the listening address (1:1 NAT)."""
+    rtp_ports: tuple[int, int] = (20000, 29999)
+    tls_certificate: Path | None = None
+    tls_key: Path | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: list[str]) -> list[str]:
+        for spec in value:
+            match = _LISTEN.match(spec)
+            if match is None or int(match.group(3)) > 65535:
+                raise ValueError(f"{spec!r} is not udp:HOST:PORT, tcp:HOST:PORT or tls:HOST:PORT")
+        if len(set(value)) != len(value):
+            raise ValueError("listens on the same address twice")
+        return value
+
+    @field_validator("public_address")
+    @classmethod
+    def _public_address(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ipaddress.ip_address(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not an IP address") from None
+        return value
+
+    @field_validator("rtp_ports")
+    @classmethod
+    def _rtp_ports(cls, value: tuple[int, int]) -> tuple[int, int]:
+        low, high = value
+        if not 1024 <= low < high <= 65535:
+            raise ValueError("expected [low, high] with 1024 <= low < high <= 65535")
+        return value
+
+    @field_validator("tls_certificate", "tls_key")
+    @classmethod
+    def _readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a readable file")
+        return value
+
+    @model_validator(mode="after")
+    def _tls(self) -> SipSettings:
+        wants_tls = any(spec.startswith("tls:") for spec in self.listen)
+        if wants_tls and (self.tls_certificate is None or self.tls_key is None):
+            raise ValueError("tls_certificate and tls_key are required by a tls: listener")
+        if (self.tls_certificate is None) != (self.tls_key is None):
+            raise ValueError("tls_certificate and tls_key go together")
+        return self
+
+
 class Settings(_Strict):
     server: ServerSettings = ServerSettings()
     media: MediaSettings = MediaSettings()
     database: DatabaseSettings = DatabaseSettings()
     api: ApiSettings = ApiSettings()
     whatsapp: WhatsAppSettings = WhatsAppSettings()
+    sip: SipSettings | None = None
 
     @property
     def database_url(self) -> str:

@@ -138,3 +138,43 @@ def test_url_networks_are_checked(tmp_path: Path) -> None:
     assert settings.server.allowed_url_networks == ["10.20.0.0/16"]
     with pytest.raises(ConfigError, match=r"server\.allowed_url_networks"):
         load_settings(write(tmp_path, '[server]\nallowed_url_networks = ["10.20.0.0/99"]\n'), environ={})
+
+
+def test_no_sip_section_means_no_sip_listener(tmp_path: Path) -> None:
+    assert load_settings(write(tmp_path, ""), environ={}).sip is None
+    sip = load_settings(write(tmp_path, "[sip]\n"), environ={}).sip
+    assert sip is not None and sip.listen == ["udp:127.0.0.1:5060"] and sip.rtp_ports == (20000, 29999)
+
+
+def test_a_full_sip_section_loads(tmp_path: Path) -> None:
+    (tmp_path / "cert.pem").write_text("x")
+    (tmp_path / "key.pem").write_text("x")
+    text = (
+        '[sip]\nlisten = ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060", "tls:[::1]:5061"]\n'
+        f'public_address = "203.0.113.7"\nrtp_ports = [30000, 30100]\n'
+        f'tls_certificate = "{tmp_path / "cert.pem"}"\ntls_key = "{tmp_path / "key.pem"}"\n'
+    )
+    sip = load_settings(write(tmp_path, text), environ={}).sip
+    assert sip is not None and sip.public_address == "203.0.113.7" and sip.rtp_ports == (30000, 30100)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[sip]\nlisten = ["sctp:127.0.0.1:5060"]\n', "sip.listen: "),
+        ('[sip]\nlisten = ["udp:127.0.0.1:70000"]\n', "sip.listen: "),
+        ("[sip]\nlisten = []\n", "sip.listen: "),
+        ('[sip]\npublic_address = "pbx.example"\n', "sip.public_address: 'pbx.example' is not an IP address"),
+        ("[sip]\nrtp_ports = [30000, 20000]\n", "sip.rtp_ports: expected [low, high]"),
+        ('[sip]\nlisten = ["tls:127.0.0.1:5061"]\n', "sip: tls_certificate and tls_key are required"),
+        (
+            '[sip]\ntls_key = "/nonexistent/key.pem"\n',
+            "sip.tls_key: /nonexistent/key.pem is not a readable file",
+        ),
+        ("[sip]\nlisten_on = 1\n", "sip.listen_on: unknown key"),
+    ],
+)
+def test_bad_sip_values_name_their_key(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, text), environ={})
+    assert message in str(info.value)

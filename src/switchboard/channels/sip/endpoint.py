@@ -43,6 +43,7 @@ from switchboard.channels.sip.message import (
 )
 from switchboard.channels.sip.registrar import Registrar
 from switchboard.channels.sip.transaction import (
+    DEFAULT_TIMERS,
     Action,
     ClientInviteTransaction,
     ClientNonInviteTransaction,
@@ -68,8 +69,6 @@ from switchboard.channels.sip.transport import (
 )
 
 log = logging.getLogger(__name__)
-
-DEFAULT_TIMERS = TimerValues()
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REGISTER"
 _IN_DIALOG = frozenset({"BYE", "INFO", "UPDATE", "NOTIFY", "REFER", "PRACK", "MESSAGE"})
@@ -133,6 +132,9 @@ class SipCall:
         self.events: asyncio.Queue[SipCallEvent] = asyncio.Queue()
         self.ended = False
         self.answer_retransmission: AnswerRetransmission | None = None
+        self.on_offer: Callable[[Request], bytes | None] | None = None
+        """Answers a re-INVITE or UPDATE at once (hold is handled locally): our SDP for a 200, or None
+        for 488. Without it the request arrives as a `DialogRequest` for `respond`."""
 
     @property
     def call_id(self) -> str:
@@ -773,6 +775,9 @@ class SipEndpoint:
         elif request.method in ("INFO", "OPTIONS", "NOTIFY"):
             self._respond(txn, make_response(request, 200))
             call.events.put_nowait(DialogRequest(request))
+        elif request.method in ("INVITE", "UPDATE") and call.on_offer is not None:
+            answer = call.on_offer(request)
+            self.respond_in_dialog(call, request, 488 if answer is None else 200, body=answer or b"")
         else:
             call.events.put_nowait(DialogRequest(request))
 

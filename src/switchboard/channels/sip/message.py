@@ -69,6 +69,7 @@ _CANONICAL = {
 _TOKEN = re.compile(r"^[A-Za-z0-9.!%*_+`'~-]+$")
 _STATUS_LINE = re.compile(r"^SIP/2\.0 ([1-6][0-9][0-9]) ?(.*)$")
 _REQUEST_LINE = re.compile(r"^([A-Za-z0-9.!%*_+`'~-]+) (\S+) SIP/2\.0$")
+_USER = re.compile(r"^[^\s\"<>@]+$")
 _HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)$")
 
 REASON_PHRASES = {
@@ -246,8 +247,8 @@ class SipURI:
         if "@" in rest:
             userinfo, _, rest = rest.rpartition("@")
             user = userinfo.partition(":")[0]
-            if not user:
-                raise SipParseError(f"empty user in {text!r}")
+            if not _USER.match(user):
+                raise SipParseError(f"bad user in {text!r}")
         hostport, _, params = rest.partition(";")
         host, port = _parse_hostport(hostport)
         return cls(host, user, port, scheme, _parse_params(params), headers)
@@ -652,7 +653,8 @@ def make_response(
     content_type: str | None = None,
 ) -> Response:
     """A response to `request` (RFC 3261 §8.2.6): its Vias, From, Call-ID and CSeq copied, a To tag added
-    when the request had none and one is given (100 Trying never gets one)."""
+    when the request had none and one is given (100 Trying never gets one), and Record-Route copied into
+    the responses that can create a dialog (§12.1.1)."""
     response = Response(status=status, reason=reason or REASON_PHRASES.get(status, ""))
     for via in request.headers.lines("Via"):
         response.headers.add("Via", via)
@@ -663,6 +665,9 @@ def make_response(
     response.headers.add("To", str(to) if to is not request.to else request.headers.get("To") or "")
     response.headers.add("Call-ID", request.call_id)
     response.headers.add("CSeq", request.headers.get("CSeq") or "")
+    if 100 < status < 300:
+        for route in request.headers.lines("Record-Route"):
+            response.headers.add("Record-Route", route)
     for name, value in headers:
         response.headers.add(name, value)
     if body:

@@ -15,7 +15,6 @@ from switchboard.channels.sip.message import (
     Message,
     Request,
     Response,
-    SipURI,
 )
 
 
@@ -26,6 +25,9 @@ class TimerValues:
     t1: float = 0.5
     t2: float = 4.0
     t4: float = 5.0
+
+
+DEFAULT_TIMERS = TimerValues()
 
 
 class Timer(enum.Enum):
@@ -81,7 +83,7 @@ class TransactionError(Exception):
 
 
 class _Transaction:
-    def __init__(self, request: Request, *, reliable: bool, timers: TimerValues) -> None:
+    def __init__(self, request: Request, *, reliable: bool, timers: TimerValues = DEFAULT_TIMERS) -> None:
         self.request = request
         self.reliable = reliable
         self.values = timers
@@ -131,7 +133,7 @@ class _Transaction:
 class ClientInviteTransaction(_Transaction):
     """RFC 3261 §17.1.1 (Figure 5) with RFC 6026 §7.2's Accepted state."""
 
-    def __init__(self, request: Request, *, reliable: bool, timers: TimerValues = TimerValues()) -> None:
+    def __init__(self, request: Request, *, reliable: bool, timers: TimerValues = DEFAULT_TIMERS) -> None:
         super().__init__(request, reliable=reliable, timers=timers)
         self.state = TransactionState.CALLING
         self.ack: Request | None = None
@@ -214,7 +216,7 @@ class ServerInviteTransaction(_Transaction):
     """RFC 3261 §17.2.1 (Figure 7) with RFC 6026 §7.1's Accepted state: a retransmitted INVITE is
     answered with the last response and never reaches the transaction user again."""
 
-    def __init__(self, request: Request, *, reliable: bool, timers: TimerValues = TimerValues()) -> None:
+    def __init__(self, request: Request, *, reliable: bool, timers: TimerValues = DEFAULT_TIMERS) -> None:
         super().__init__(request, reliable=reliable, timers=timers)
         self.state = TransactionState.PROCEEDING
         self.last_response: Response | None = None
@@ -267,7 +269,7 @@ class ServerInviteTransaction(_Transaction):
 class ServerNonInviteTransaction(_Transaction):
     """RFC 3261 §17.2.2 (Figure 8): a retransmitted request (a second BYE) gets the last response."""
 
-    def __init__(self, request: Request, *, reliable: bool, timers: TimerValues = TimerValues()) -> None:
+    def __init__(self, request: Request, *, reliable: bool, timers: TimerValues = DEFAULT_TIMERS) -> None:
         super().__init__(request, reliable=reliable, timers=timers)
         self.last_response: Response | None = None
 
@@ -324,9 +326,3 @@ def server_key(request: Request) -> tuple[str, str, str]:
 def client_key(message: Message) -> tuple[str, str]:
     """The RFC 3261 §17.1.3 key: top Via branch and CSeq method."""
     return (message.top_via.branch or "", message.cseq.method)
-
-
-def request_uri_for(target: SipURI) -> SipURI:
-    """A Request-URI without the parameters that only make sense in a header (method, headers)."""
-    params = tuple(p for p in target.params if p[0].lower() not in ("method",))
-    return SipURI(target.host, target.user, target.port, target.scheme, params)
