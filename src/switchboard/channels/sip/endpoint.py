@@ -315,6 +315,7 @@ class SipEndpoint:
                     self._tasks,
                     server_ssl=server_ssl,
                     client_ssl=self.config.client_tls_context,
+                    on_failure=self._transport_failed,
                 )
                 await stream.start(spec)
                 self._streams[spec.transport] = stream
@@ -586,6 +587,16 @@ class SipEndpoint:
             ack_holder.append(ack)
             self._send(ack, peer)
         return final
+
+    def _transport_failed(self, peer: Peer) -> None:
+        """A connection could not be opened: the requests waiting on it fail now (RFC 3261 §8.1.3.1)."""
+        for key, exchange in list(self._client_txns.items()):
+            if exchange.peer == peer:
+                del self._client_txns[key]
+                if exchange.txn is not None:
+                    self._arm(exchange.txn, lambda now: None)
+                if not exchange.final.done():
+                    exchange.final.set_result(None)
 
     # ---- receiving ---------------------------------------------------------------------------------
 

@@ -61,6 +61,7 @@ class Peer:
 
 
 MessageSink = Callable[[Message, Peer], None]
+FailureSink = Callable[[Peer], None]
 
 
 class UdpTransport(asyncio.DatagramProtocol):
@@ -107,9 +108,11 @@ class StreamTransport:
         *,
         server_ssl: ssl.SSLContext | None = None,
         client_ssl: ssl.SSLContext | None = None,
+        on_failure: FailureSink | None = None,
     ) -> None:
         self.name = name
         self._sink = sink
+        self._on_failure = on_failure
         self._tasks = tasks
         self._server_ssl = server_ssl
         self._client_ssl = client_ssl
@@ -165,6 +168,8 @@ class StreamTransport:
         except (OSError, ssl.SSLError) as exc:
             log.info("could not connect to %s:%s:%s: %s", peer.transport, peer.host, peer.port, exc)
             self._pending.pop(key, None)
+            if self._on_failure is not None:
+                self._on_failure(peer)
             return
         self._writers[key] = writer
         for data in self._pending.pop(key, []):
