@@ -135,10 +135,11 @@ class BillingPackageType(enum.StrEnum):
 # -- value objects ------------------------------------------------------------------------------------
 
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_PORT = re.compile(r"^[0-9]{1,5}$")
 
 
 def _parse_port(text: str, field: str, value: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
+    if not _PORT.match(text) or not 1 <= int(text) <= 65535:
         raise TrunkError(f"{field}: {value!r} has port {text!r}; a port is 1-65535")
     return int(text)
 
