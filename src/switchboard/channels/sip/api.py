@@ -96,6 +96,19 @@ class StatusBody(Wire):
 FIELD_NAMES = {name: field.alias or name for name, field in TrunkUpdateBody.model_fields.items()}
 STATIC_ONLY = ("source_hosts", "destination_hosts", "strategy", "sip_options")
 REGISTERED_ONLY = ("invite_authentication",)
+PLAIN_FIELDS = frozenset(
+    [
+        "name",
+        "location",
+        "tls",
+        "international_calls_allowed",
+        "channel_limit",
+        "dtmf",
+        "number_format",
+        "anonymization",
+    ]
+)
+"""Fields taken as they are (the others are parsed into the trunk's types)."""
 
 
 def _trunk_type(value: str) -> TrunkType:
@@ -127,12 +140,8 @@ def _apply(trunk: SipTrunk, body: TrunkUpdateBody) -> SipTrunk:
     """`trunk` with every field `body` gives (validated; `TrunkError` names the field)."""
     given = {name for name in body.model_fields_set if getattr(body, name) is not None}
     changes: dict[str, Any] = {}
-    for name in ("name", "location", "tls", "international_calls_allowed", "channel_limit", "dtmf"):
-        if name in given:
-            changes[name] = getattr(body, name)
-    for name in ("number_format", "anonymization"):
-        if name in given:
-            changes[name] = getattr(body, name)
+    for name in PLAIN_FIELDS & given:
+        changes[name] = getattr(body, name)
     if body.billing_package is not None:
         b = body.billing_package
         changes["billing_package"] = BillingPackage(b.package_type, b.country_code, b.address_id)
