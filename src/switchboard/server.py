@@ -22,6 +22,10 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import RedirectResponse
 
 from switchboard.apps.calls_api import CallsApi, RetryPolicy
+from switchboard.channels.sip.api import build_router as sip_trunks_router
+from switchboard.channels.sip.trunks import NoRegistrations, Registrations, TrunkDirectory
+from switchboard.channels.websocket.api import build_router as media_stream_configs_router
+from switchboard.channels.websocket.configs import MediaStreamConfigs
 from switchboard.channels.whatsapp.api import build_admin_router as whatsapp_admin_router
 from switchboard.channels.whatsapp.api import build_router as whatsapp_api_router
 from switchboard.channels.whatsapp.channel import WhatsAppChannel
@@ -157,6 +161,9 @@ class Components:
     webhooks: WhatsAppWebhooks
     permission_repository: SqlPermissionRepository
     urls: UrlPolicy
+    trunks: TrunkDirectory
+    media_stream_configs: MediaStreamConfigs
+    registrations: Registrations = field(default_factory=NoRegistrations)
 
     @classmethod
     def build(cls, settings: Settings, overrides: Overrides | None = None) -> Components:
@@ -169,7 +176,8 @@ class Components:
             resolver=overrides.resolver or system_resolver,
         )
         http = guarded_client(urls, overrides.network)
-        senders = SenderDirectory(SqlChannelRecords(db))
+        records = SqlChannelRecords(db)
+        senders = SenderDirectory(records)
         permission_repository = SqlPermissionRepository(db)
         bus = InProcessEventBus()
         media = overrides.media or build_media(settings)
@@ -229,6 +237,8 @@ class Components:
             webhooks,
             permission_repository,
             urls,
+            trunks=TrunkDirectory(records),
+            media_stream_configs=MediaStreamConfigs(records),
         )
 
     def body_limits(self) -> list[BodyLimit]:
@@ -251,6 +261,10 @@ class Components:
         app.include_router(self.webhooks.router)
         app.include_router(self.calls_api.router, dependencies=application)
         app.include_router(whatsapp_api_router(self.permissions), dependencies=application)
+        app.include_router(sip_trunks_router(self.trunks, self.registrations), dependencies=application)
+        app.include_router(
+            media_stream_configs_router(self.media_stream_configs, urls=self.urls), dependencies=application
+        )
         app.include_router(whatsapp_admin_router(self.senders, urls=self.urls), dependencies=admin)
 
     @asynccontextmanager
