@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,6 +24,10 @@ from fastapi.responses import RedirectResponse
 
 from switchboard.apps.calls_api import CallsApi, RetryPolicy
 from switchboard.channels.sip.api import build_router as sip_trunks_router
+from switchboard.channels.sip.channel import SipChannel
+from switchboard.channels.sip.endpoint import EndpointConfig, SipEndpoint
+from switchboard.channels.sip.registrar import Registrar
+from switchboard.channels.sip.transport import ListenSpec
 from switchboard.channels.sip.trunks import NoRegistrations, Registrations, TrunkDirectory
 from switchboard.channels.websocket.api import build_router as media_stream_configs_router
 from switchboard.channels.websocket.configs import MediaStreamConfigs
@@ -33,7 +38,7 @@ from switchboard.channels.whatsapp.graph import GraphClient, GraphSettings
 from switchboard.channels.whatsapp.permissions import WhatsAppPermissions
 from switchboard.channels.whatsapp.senders import Sender, SenderDirectory
 from switchboard.channels.whatsapp.webhooks import WhatsAppWebhooks
-from switchboard.config import SenderSettings, Settings
+from switchboard.config import SenderSettings, Settings, SipSettings
 from switchboard.core.admission import CallPermissionPolicy
 from switchboard.core.bus import InProcessEventBus
 from switchboard.core.clock import LoopClock
@@ -129,7 +134,24 @@ def build_media(settings: Settings) -> MediaEngine:
                 no_media_timeout=settings.server.no_media_timeout_s,
                 remote_networks=settings.server.media_remote_networks,
                 max_prompt_seconds=settings.media.max_prompt_seconds,
+                rtp_ports=settings.sip.rtp_ports if settings.sip else (20000, 29999),
             )
+
+
+def build_sip(settings: SipSettings, trunks: TrunkDirectory, control: CallControl) -> SipChannel:
+    """The SIP channel on `[sip] listen` (its sockets open when it runs)."""
+    tls = None
+    if settings.tls_certificate is not None and settings.tls_key is not None:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(settings.tls_certificate, settings.tls_key)
+    config = EndpointConfig(
+        listen=tuple(ListenSpec.parse(spec) for spec in settings.listen),
+        public_address=settings.public_address,
+        tls_context=tls,
+    )
+    channel = SipChannel(SipEndpoint(config), trunks, Registrar())
+    channel.attach(control)
+    return channel
 
 
 @dataclass
@@ -164,6 +186,7 @@ class Components:
     trunks: TrunkDirectory
     media_stream_configs: MediaStreamConfigs
     registrations: Registrations = field(default_factory=NoRegistrations)
+    sip: SipChannel | None = None
 
     @classmethod
     def build(cls, settings: Settings, overrides: Overrides | None = None) -> Components:
@@ -206,6 +229,10 @@ class Components:
         )
         permissions = WhatsAppPermissions(graph, senders, permission_repository)
         control.register_channel(WhatsAppChannel(graph, senders, permissions))
+        trunks = TrunkDirectory(records)
+        sip = build_sip(settings.sip, trunks, control) if settings.sip is not None else None
+        if sip is not None:
+            control.register_channel(sip)
         for channel in overrides.channels:
             control.register_channel(channel)
         calls_api = CallsApi(
@@ -237,8 +264,9 @@ class Components:
             webhooks,
             permission_repository,
             urls,
-            trunks=TrunkDirectory(records),
+            trunks=trunks,
             media_stream_configs=MediaStreamConfigs(records),
+            sip=sip,
         )
 
     def body_limits(self) -> list[BodyLimit]:
@@ -280,6 +308,8 @@ class Components:
                     tasks.create_task(self.control.run()),
                     tasks.create_task(self.calls_api.run()),
                 ]
+                if self.sip is not None:
+                    runners.append(tasks.create_task(self.sip.run()))
                 await self.control.started()
                 await self.control.recover()
                 try:

@@ -164,10 +164,12 @@ def platform_settings(
     app_secret: str,
     api: dict[str, Any] | None = None,
     database_url: str | None = None,
+    sip: dict[str, Any] | None = None,
     **server: Any,
 ) -> Settings:
     return load_settings(
         overrides={
+            **({"sip": sip} if sip is not None else {}),
             "server": {
                 "host": "127.0.0.1",
                 "port": port,
@@ -201,7 +203,11 @@ def platform_settings(
 
 @contextlib.asynccontextmanager
 async def running_platform(
-    tmp_path: Path, api: dict[str, Any] | None = None, database_url: str | None = None, **server: Any
+    tmp_path: Path,
+    api: dict[str, Any] | None = None,
+    database_url: str | None = None,
+    sip: dict[str, Any] | None = None,
+    **server: Any,
 ) -> AsyncIterator[Platform]:
     app_secret = secrets.token_hex(16)
     port = free_port()
@@ -214,7 +220,7 @@ async def running_platform(
     app = WebhookApp(free_port())
     async with emulator:
         settings = platform_settings(
-            tmp_path, port, emulator.graph_url, app_secret, api, database_url, **server
+            tmp_path, port, emulator.graph_url, app_secret, api, database_url, sip, **server
         )
         await app.start()
         try:

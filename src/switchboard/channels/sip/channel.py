@@ -1,0 +1,394 @@
+"""The SIP channel: core call actions become SIP on a `SipEndpoint`, SIP calls become core calls.
+
+Inbound INVITEs are taken only from a STATIC trunk's source hosts (anyone else gets 403 and nothing
+else happens) and enter call routing (`InboundAction.CALL_ROUTING`) with the trunk's id. Outbound calls
+go to the trunk's destination hosts (or a REGISTERED trunk's current contact). A trunk's `channelLimit`
+is enforced both ways. Hold (re-INVITE or UPDATE) is answered here from our last SDP: it is never passed
+on to the other leg of a bridge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass
+
+from switchboard.channels.sip.endpoint import IncomingCall, OutgoingCall, SipCall, SipEndpoint
+from switchboard.channels.sip.events import (
+    AckTimeout,
+    Answered,
+    Cancelled,
+    Failed,
+    HungUp,
+    Progress,
+    SipCallEvent,
+)
+from switchboard.channels.sip.message import Address, Request, SipURI
+from switchboard.channels.sip.registrar import Registrar
+from switchboard.channels.sip.transport import Peer, TransportName
+from switchboard.channels.sip.trunks import (
+    SipTrunk,
+    StaticTrunk,
+    TrunkDirectory,
+)
+from switchboard.core.control import CallControl
+from switchboard.core.errors import ChannelError, SwitchboardError
+from switchboard.core.lifecycle import InboundCall
+from switchboard.core.models import (
+    Call,
+    Direction,
+    Endpoint,
+    EndpointType,
+    ErrorCode,
+    InboundAction,
+    InboundTarget,
+)
+from switchboard.core.ports import DialResult
+from switchboard.media.engine import Codec, LegSpec, TransportProfile
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LEG = LegSpec(profile=TransportProfile.RTP, codecs=(Codec.PCMU, Codec.PCMA, Codec.TELEPHONE_EVENT))
+
+REJECT_STATUS: dict[ErrorCode, int] = {
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.REJECTED: 603,
+    ErrorCode.BUSY: 486,
+    ErrorCode.NO_ANSWER: 480,
+    ErrorCode.SERVICE_UNAVAILABLE: 503,
+    ErrorCode.DESTINATION_NOT_FOUND: 404,
+    ErrorCode.DESTINATION_UNAVAILABLE: 480,
+    ErrorCode.REQUEST_TIMEOUT: 408,
+    ErrorCode.INVALID_DESTINATION: 484,
+    ErrorCode.INVALID_REQUEST: 400,
+    ErrorCode.MEDIA_FAILURE: 488,
+    ErrorCode.CANCELLED: 487,
+}
+"""The final response an inbound call we refuse gets, by the call's error code."""
+
+
+def failure_code(status: int) -> ErrorCode:
+    """How a failed INVITE of ours ends its call (RFC 3261 §21 classes)."""
+    match status:
+        case 486 | 600:
+            return ErrorCode.BUSY
+        case 408 | 480:
+            return ErrorCode.NO_ANSWER
+        case 603:
+            return ErrorCode.REJECTED
+        case 403:
+            return ErrorCode.FORBIDDEN
+        case 404 | 604:
+            return ErrorCode.DESTINATION_NOT_FOUND
+        case 487:
+            return ErrorCode.CANCELLED
+        case 484 | 485:
+            return ErrorCode.INVALID_DESTINATION
+        case _ if status >= 500:
+            return ErrorCode.SERVICE_UNAVAILABLE
+        case _:
+            return ErrorCode.DESTINATION_UNAVAILABLE
+
+
+@dataclass(slots=True)
+class _Leg:
+    """One SIP call of the channel: its dialog usage, trunk and our last SDP (for hold answers)."""
+
+    sip: SipCall
+    trunk: SipTrunk
+    local_sdp: bytes = b""
+
+
+def hold_answer(local_sdp: bytes, offer: bytes) -> bytes:
+    """Our answer to a re-offer that only changes direction (hold, resume): our last SDP with the
+    matching direction (RFC 3264 §6.1, §8.4) and the next session version."""
+    text = offer.decode(errors="replace")
+    direction = "sendrecv"
+    for attribute, answer in (
+        ("a=sendonly", "recvonly"),
+        ("a=inactive", "inactive"),
+        ("a=recvonly", "sendonly"),
+    ):
+        if attribute in text:
+            direction = answer
+            break
+    lines = [
+        line
+        for line in local_sdp.decode(errors="replace").split("\r\n")
+        if line not in ("a=sendrecv", "a=sendonly", "a=recvonly", "a=inactive")
+    ]
+    out: list[str] = []
+    for line in lines:
+        if line.startswith("o="):
+            parts = line.split(" ")
+            if len(parts) >= 3 and parts[2].isdigit():
+                parts[2] = str(int(parts[2]) + 1)
+            line = " ".join(parts)
+        out.append(line)
+    while out and out[-1] == "":
+        out.pop()
+    out.append(f"a={direction}")
+    return ("\r\n".join(out) + "\r\n").encode()
+
+
+class SipChannel:
+    endpoint_type = EndpointType.SIP
+    early_media = True
+    """183 with SDP carries media before the answer."""
+
+    def __init__(
+        self, endpoint: SipEndpoint, trunks: TrunkDirectory, registrar: Registrar | None = None
+    ) -> None:
+        self.endpoint = endpoint
+        self.trunks = trunks
+        self.registrar = registrar
+        self._reporter: CallControl | None = None
+        self._legs: dict[str, _Leg] = {}
+        self._trunk_cache: dict[str, SipTrunk] = {}
+        self._round_robin: dict[str, itertools.count[int]] = {}
+        self._tasks: asyncio.TaskGroup | None = None
+
+    def attach(self, reporter: CallControl) -> None:
+        """Name whom to report calls to (the core's `CallControl`)."""
+        self._reporter = reporter
+
+    @property
+    def _core(self) -> CallControl:
+        if self._reporter is None:
+            raise RuntimeError("SipChannel.attach was not called")
+        return self._reporter
+
+    async def run(self) -> None:
+        """Listen and take calls until cancelled."""
+        async with self.endpoint, asyncio.TaskGroup() as tasks:
+            self._tasks = tasks
+            try:
+                while True:
+                    incoming = await self.endpoint.incoming.get()
+                    tasks.create_task(self._inbound(incoming))
+            finally:
+                self._tasks = None
+
+    # -- the core's port ---------------------------------------------------------------------------
+
+    def leg_spec(self, call: Call) -> LegSpec:
+        trunk = self._trunk_cache.get(call.endpoint.sip_trunk_id or "")
+        return trunk.leg_spec() if trunk is not None else DEFAULT_LEG
+
+    async def prepare_outbound(self, call: Call) -> None:
+        trunk_id = call.endpoint.sip_trunk_id
+        if not trunk_id:
+            raise SwitchboardError("endpoint.sipTrunkId: required for a SIP endpoint")
+        trunk = await self.trunks.get(trunk_id)
+        if trunk is None:
+            raise SwitchboardError(f"endpoint.sipTrunkId: no SIP trunk {trunk_id!r}")
+        if not trunk.enabled:
+            raise SwitchboardError(f"endpoint.sipTrunkId: SIP trunk {trunk_id!r} is disabled")
+        if isinstance(trunk, StaticTrunk) and not trunk.destination_hosts:
+            raise SwitchboardError(f"endpoint.sipTrunkId: SIP trunk {trunk_id!r} has no destinationHosts")
+        self._trunk_cache[trunk.id] = trunk
+
+    async def dial(self, call: Call, sdp_offer: str) -> DialResult:
+        trunk = self._trunk_cache.get(call.endpoint.sip_trunk_id or "") or await self.trunks.require(
+            call.endpoint.sip_trunk_id or ""
+        )
+        peer, uri = self._destination(trunk, call)
+        if not self.trunks.try_acquire(trunk):
+            raise ChannelError(f"SIP trunk {trunk.id} is at its channelLimit ({trunk.channel_limit})")
+        host, _ = self.endpoint.bound_address(peer.transport)
+        from_ = Address(SipURI(host, call.from_ or None))
+        sdp = sdp_offer.encode()
+        outgoing = self.endpoint.invite(uri, peer, from_=from_, sdp=sdp)
+        self._legs[outgoing.call_id] = _Leg(outgoing, trunk, sdp)
+        outgoing.on_offer = lambda request: self._hold(outgoing.call_id, request)
+        self._spawn(self._follow_outgoing(outgoing, trunk))
+        return DialResult(peer_call_id=outgoing.call_id)
+
+    async def pre_answer(self, call: Call, sdp_answer: str) -> None:
+        leg, incoming = self._incoming(call)
+        leg.local_sdp = sdp_answer.encode()
+        if not incoming.progress(183, leg.local_sdp):
+            raise ChannelError(f"call {call.id}: the SIP caller is gone")
+
+    async def answer(self, call: Call, sdp_answer: str) -> None:
+        leg, incoming = self._incoming(call)
+        leg.local_sdp = sdp_answer.encode()
+        if not incoming.answer(leg.local_sdp):
+            raise ChannelError(f"call {call.id}: the SIP caller is gone")
+
+    async def reject(self, call: Call) -> None:
+        leg = self._legs.get(call.peer_call_id or "")
+        if leg is None or not isinstance(leg.sip, IncomingCall):
+            return
+        code = call.error.code if call.error is not None else ErrorCode.SERVICE_UNAVAILABLE
+        status = REJECT_STATUS.get(code, 503)
+        reason = call.error.description if call.error is not None else ""
+        leg.sip.reject(status, headers=[("Reason", reason_header(status, code.value, reason))])
+
+    async def hangup(self, call: Call) -> None:
+        leg = self._legs.get(call.peer_call_id or "")
+        if leg is None:
+            return
+        sip = leg.sip
+        if isinstance(sip, IncomingCall) and sip.pending:
+            await self.reject(call)
+        elif isinstance(sip, OutgoingCall) and sip.final is None:
+            sip.cancel()
+        elif sip.dialog is not None and not sip.ended:
+            self._spawn(sip.bye())
+
+    # -- inbound ------------------------------------------------------------------------------------
+
+    async def _inbound(self, incoming: IncomingCall) -> None:
+        trunk = await self.trunks.identify(incoming.peer.host, incoming.peer.port)
+        if trunk is None:
+            incoming.reject(403, headers=[("Reason", reason_header(403, "FORBIDDEN", "unknown source"))])
+            return
+        if not trunk.enabled:
+            incoming.reject(403, headers=[("Reason", reason_header(403, "FORBIDDEN", "trunk disabled"))])
+            return
+        if not self.trunks.try_acquire(trunk):
+            incoming.reject(
+                503, headers=[("Reason", reason_header(503, "SERVICE_UNAVAILABLE", "channelLimit"))]
+            )
+            return
+        self._trunk_cache[trunk.id] = trunk
+        peer_call_id = incoming.call_id
+        leg = _Leg(incoming, trunk)
+        self._legs[peer_call_id] = leg
+        incoming.on_offer = lambda request: self._hold(peer_call_id, request)
+        try:
+            await self._admit(incoming, trunk)
+            await self._follow(incoming, Direction.INBOUND)
+        finally:
+            self._legs.pop(peer_call_id, None)
+            self.trunks.release(trunk.id)
+
+    async def _admit(self, incoming: IncomingCall, trunk: SipTrunk) -> None:
+        invite = incoming.invite
+        caller = invite.from_
+        callee = invite.uri.user or invite.to.uri.user or ""
+        inbound = InboundCall(
+            endpoint=Endpoint(
+                EndpointType.SIP,
+                username=caller.uri.user,
+                sip_trunk_id=trunk.id,
+                display_name=caller.display_name,
+            ),
+            to=callee,
+            peer_call_id=incoming.call_id,
+            remote_offer=incoming.sdp.decode(errors="replace"),
+            target=InboundTarget(InboundAction.CALL_ROUTING),
+            custom_data=sip_headers(invite),
+        )
+        call = await self._core.receive_inbound(inbound)
+        if call is not None and incoming.pending:
+            incoming.progress(180)
+
+    # -- outbound -----------------------------------------------------------------------------------
+
+    def _destination(self, trunk: SipTrunk, call: Call) -> tuple[Peer, SipURI]:
+        user = call.endpoint.username or call.to or None
+        transport: TransportName = "tls" if trunk.tls else self._plain_transport()
+        params = () if transport == "udp" else (("transport", transport),)
+        if isinstance(trunk, StaticTrunk):
+            hosts = trunk.destination_hosts
+            index = 0
+            if trunk.strategy.value == "ROUND_ROBIN":
+                index = next(self._round_robin.setdefault(trunk.id, itertools.count())) % len(hosts)
+            host = hosts[index]
+            port = trunk.destination_port(host)
+            return Peer(transport, host.host, port), SipURI(host.host, user, port, params=params)
+        binding = self.registrar.contact(trunk.username, self.endpoint.now) if self.registrar else None
+        if binding is None:
+            raise ChannelError(f"SIP trunk {trunk.id} is not registered")
+        source_transport, source_host, source_port = binding.source
+        uri = binding.contact.uri
+        contact_uri = SipURI(uri.host, user or uri.user, uri.port, uri.scheme, uri.params)
+        return Peer(source_transport, source_host, source_port), contact_uri  # type: ignore[arg-type]
+
+    def _plain_transport(self) -> TransportName:
+        transports = {spec.transport for spec in self.endpoint.config.listen}
+        return "udp" if "udp" in transports else "tcp"
+
+    async def _follow_outgoing(self, outgoing: OutgoingCall, trunk: SipTrunk) -> None:
+        try:
+            await self._follow(outgoing, Direction.OUTBOUND)
+        finally:
+            self._legs.pop(outgoing.call_id, None)
+            self.trunks.release(trunk.id)
+
+    # -- both ---------------------------------------------------------------------------------------
+
+    async def _follow(self, sip: SipCall, direction: Direction) -> None:
+        """Report the call's SIP events to the core until the call is over."""
+        peer_call_id = sip.call_id
+        while True:
+            event = await sip.events.get()
+            if await self._report(peer_call_id, event):
+                return
+
+    async def _report(self, peer_call_id: str, event: SipCallEvent) -> bool:
+        """Tell the core; True when the call is over."""
+        core = self._core
+        match event:
+            case Progress():
+                await core.remote_ringing(peer_call_id)
+            case Answered(response=response):
+                await core.remote_answered(peer_call_id, response.body.decode(errors="replace"))
+            case Failed(status=status, reason=reason):
+                await core.remote_hangup(
+                    peer_call_id, code=failure_code(status), description=f"{status} {reason}"
+                )
+                return True
+            case Cancelled():
+                await core.remote_hangup(
+                    peer_call_id, code=ErrorCode.CANCELLED, description="the caller cancelled"
+                )
+                return True
+            case HungUp():
+                await core.remote_hangup(peer_call_id, description="the SIP peer hung up")
+                return True
+            case AckTimeout():
+                await core.remote_hangup(
+                    peer_call_id, code=ErrorCode.REQUEST_TIMEOUT, description="the SIP peer never sent ACK"
+                )
+                return True
+        return False
+
+    def _hold(self, peer_call_id: str, request: Request) -> bytes | None:
+        leg = self._legs.get(peer_call_id)
+        if leg is None or not leg.local_sdp or request.content_type != "application/sdp":
+            return None
+        leg.local_sdp = hold_answer(leg.local_sdp, request.body)
+        return leg.local_sdp
+
+    def _incoming(self, call: Call) -> tuple[_Leg, IncomingCall]:
+        leg = self._legs.get(call.peer_call_id or "")
+        if leg is None or not isinstance(leg.sip, IncomingCall):
+            raise ChannelError(f"call {call.id}: no SIP call {call.peer_call_id}")
+        return leg, leg.sip
+
+    def _spawn(self, work: Awaitable[object]) -> None:
+        if self._tasks is None:
+            raise ChannelError("the SIP channel is not running")
+
+        async def run() -> None:
+            with contextlib.suppress(SwitchboardError):
+                await work
+
+        self._tasks.create_task(run())
+
+
+def reason_header(status: int, code: str, text: str) -> str:
+    """A `Reason` header (RFC 3326) naming why we refused."""
+    cleaned = text.replace('"', "'").replace("\r", " ").replace("\n", " ")[:200]
+    return f'SIP;cause={status};text="{code}: {cleaned}"' if cleaned else f'SIP;cause={status};text="{code}"'
+
+
+def sip_headers(invite: Request) -> dict[str, str]:
+    """The INVITE's custom `X-` headers, for routing criteria and applications."""
+    return {name: value for name, value in invite.headers if name.lower().startswith("x-")}

@@ -1,0 +1,100 @@
+"""SIP calls through a running server and a STATIC trunk, with sipp as the PBX."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from support.platform import CONFIGURATION_ID, Platform, running_platform
+from support.sipp import free_port, needs_sipp, run_sipp, sipp_args, sipp_server, wait_listening
+
+pytestmark = [pytest.mark.e2e, needs_sipp, pytest.mark.timeout(120)]
+
+SCENARIOS = Path(__file__).parents[1] / "integration" / "channels" / "sip" / "scenarios"
+
+
+@pytest.fixture
+async def sip_platform(tmp_path: Path) -> AsyncIterator[tuple[Platform, int]]:
+    port = free_port("udp")
+    async with running_platform(tmp_path, sip={"listen": [f"udp:127.0.0.1:{port}"]}) as platform:
+        yield platform, port
+
+
+async def create_trunk(platform: Platform, **fields: Any) -> str:
+    body = {
+        "type": "STATIC",
+        "name": "PBX",
+        "channelLimit": 2,
+        "billingPackage": {"packageType": "METERED"},
+        "codecs": ["PCMU"],
+    } | fields
+    response = await platform.api.post("/calls/1/sip-trunks", json=body)
+    assert response.status_code == 202, response.text
+    return str(response.json()["id"])
+
+
+async def test_an_app_calls_a_pbx_extension_over_a_trunk_and_hangs_up(
+    sip_platform: tuple[Platform, int], tmp_path: Path
+) -> None:
+    platform, _ = sip_platform
+    await platform.subscribe()
+    pbx_port = free_port("udp")
+    trunk = await create_trunk(platform, destinationHosts=[f"127.0.0.1:{pbx_port}"])
+    async with sipp_server(["-sn", "uas", *sipp_args("udp", pbx_port)], tmp_path) as pbx:
+        await wait_listening("udp", pbx_port)
+        created = await platform.api.post(
+            "/calls/1/calls",
+            json={
+                "endpoint": {"type": "SIP", "sipTrunkId": trunk, "username": "bob"},
+                "from": "alice",
+                "callsConfigurationId": CONFIGURATION_ID,
+                "connectTimeout": 30,
+            },
+        )
+        assert created.status_code == 201, created.text
+        call_id = created.json()["id"]
+        await platform.app.wait_for("CALL_ESTABLISHED", call_id)
+        hangup = await platform.api.post(f"/calls/1/calls/{call_id}/hangup", json={})
+        assert hangup.status_code == 200, hangup.text
+        await platform.app.wait_for("CALL_FINISHED", call_id)
+        assert await pbx.wait() == 0
+    assert platform.app.types(call_id)[:2] == ["CALL_STARTED", "CALL_RINGING"]
+
+
+async def test_a_busy_extension_fails_the_call_as_busy(
+    sip_platform: tuple[Platform, int], tmp_path: Path
+) -> None:
+    platform, _ = sip_platform
+    await platform.subscribe()
+    pbx_port = free_port("udp")
+    trunk = await create_trunk(platform, destinationHosts=[f"127.0.0.1:{pbx_port}"])
+    async with sipp_server(["-sf", str(SCENARIOS / "busy_uas.xml"), *sipp_args("udp", pbx_port)], tmp_path):
+        created = await platform.api.post(
+            "/calls/1/calls",
+            json={
+                "endpoint": {"type": "SIP", "sipTrunkId": trunk, "username": "bob"},
+                "from": "alice",
+                "callsConfigurationId": CONFIGURATION_ID,
+            },
+        )
+        assert created.status_code == 201, created.text
+        call_id = created.json()["id"]
+        failed = await platform.app.wait_for("CALL_FAILED", call_id)
+    log = failed["properties"]["callLog"]
+    assert log["state"] == "BUSY" and log["errorCode"]["name"] == "BUSY"
+    assert log["errorCode"]["description"] == "486 Busy Here"
+
+
+async def test_an_invite_from_a_host_of_no_trunk_gets_403(
+    sip_platform: tuple[Platform, int], tmp_path: Path
+) -> None:
+    platform, port = sip_platform
+    await create_trunk(platform, sourceHosts=["192.0.2.10"])
+    args = ["-sf", str(SCENARIOS / "forbidden.xml"), *sipp_args("udp", free_port("udp")), f"127.0.0.1:{port}"]
+    result = await run_sipp(args, tmp_path)
+    assert result.returncode == 0, result.output
+    listed = await platform.api.get("/calls/1/calls")
+    assert listed.json()["results"] == []
