@@ -150,6 +150,8 @@ class SipChannel:
         self._trunk_cache: dict[str, SipTrunk] = {}
         self._round_robin: dict[str, itertools.count[int]] = {}
         self._tasks: asyncio.TaskGroup | None = None
+        self.ready = asyncio.Event()
+        """Set once the channel listens."""
 
     def attach(self, reporter: CallControl) -> None:
         """Name whom to report calls to (the core's `CallControl`)."""
@@ -165,12 +167,14 @@ class SipChannel:
         """Listen and take calls until cancelled."""
         async with self.endpoint, asyncio.TaskGroup() as tasks:
             self._tasks = tasks
+            self.ready.set()
             try:
                 while True:
                     incoming = await self.endpoint.incoming.get()
                     tasks.create_task(self._inbound(incoming))
             finally:
                 self._tasks = None
+                self.ready.clear()
 
     # -- the core's port ---------------------------------------------------------------------------
 

@@ -1,0 +1,242 @@
+"""The SIP channel between a PBX (our own endpoint, on loopback) and a core that records what it hears."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from support.fakes import InMemoryChannelRecords
+from switchboard.channels.sip.channel import SipChannel, failure_code, hold_answer
+from switchboard.channels.sip.endpoint import EndpointConfig, OutgoingCall, SipCall, SipEndpoint
+from switchboard.channels.sip.events import Answered, Confirmed, Failed, HungUp, Progress, SipCallEvent
+from switchboard.channels.sip.message import Address, SipURI
+from switchboard.channels.sip.transport import ListenSpec, Peer
+from switchboard.channels.sip.trunks import (
+    BillingPackage,
+    BillingPackageType,
+    StaticTrunk,
+    TrunkDirectory,
+    new_trunk_id,
+    parse_hosts,
+)
+from switchboard.core.lifecycle import InboundCall
+from switchboard.core.models import (
+    Call,
+    CallError,
+    Direction,
+    Endpoint,
+    EndpointType,
+    ErrorCode,
+    InboundAction,
+)
+
+pytestmark = pytest.mark.timeout(60)
+
+SDP = "v=0\r\no=- 7 7 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n"
+STEP = 20.0
+"""Bound on waiting for one event; a test that hits it failed, it does not measure time."""
+
+
+@dataclass
+class RecordingCore:
+    """Takes every inbound call (or refuses it with `refuse`) and records what the channel reports."""
+
+    channel: SipChannel | None = None
+    refuse: ErrorCode | None = None
+    inbound: asyncio.Queue[tuple[InboundCall, Call]] = field(default_factory=asyncio.Queue)
+    reports: asyncio.Queue[tuple[str, str, dict[str, Any]]] = field(default_factory=asyncio.Queue)
+
+    async def receive_inbound(self, inbound: InboundCall) -> Call | None:
+        call = Call(
+            id=f"call-{inbound.peer_call_id}",
+            endpoint=inbound.endpoint,
+            direction=Direction.INBOUND,
+            from_=inbound.endpoint.address,
+            to=inbound.to,
+            peer_call_id=inbound.peer_call_id,
+        )
+        if self.refuse is not None:
+            call.error = CallError(self.refuse, "refused by the test")
+            assert self.channel is not None
+            await self.channel.reject(call)
+            return None
+        self.inbound.put_nowait((inbound, call))
+        return call
+
+    async def remote_ringing(self, peer_call_id: str, **kwargs: Any) -> None:
+        self.reports.put_nowait(("ringing", peer_call_id, kwargs))
+
+    async def remote_answered(self, peer_call_id: str, sdp_answer: str, **kwargs: Any) -> None:
+        self.reports.put_nowait(("answered", peer_call_id, {"sdp": sdp_answer, **kwargs}))
+
+    async def remote_hangup(self, peer_call_id: str, **kwargs: Any) -> None:
+        self.reports.put_nowait(("hangup", peer_call_id, kwargs))
+
+
+@dataclass
+class Rig:
+    channel: SipChannel
+    core: RecordingCore
+    pbx: SipEndpoint
+    trunk: StaticTrunk
+
+    def dial(self, user: str = "bob", headers: tuple[tuple[str, str], ...] = ()) -> OutgoingCall:
+        host, port = self.channel.endpoint.bound_address("udp")
+        return self.pbx.invite(
+            SipURI(host, user, port),
+            Peer("udp", host, port),
+            from_=Address(SipURI("127.0.0.1", "alice"), "Alice"),
+            sdp=SDP.encode(),
+            headers=headers,
+        )
+
+
+def static_trunk(
+    *, sources: tuple[str, ...], destinations: tuple[str, ...] = (), limit: int = 2
+) -> StaticTrunk:
+    return StaticTrunk(
+        id=new_trunk_id(),
+        name="pbx",
+        channel_limit=limit,
+        billing_package=BillingPackage(BillingPackageType.METERED),
+        source_hosts=parse_hosts(sources, "sourceHosts"),
+        destination_hosts=parse_hosts(destinations, "destinationHosts"),
+    )
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[Rig]:
+    config = EndpointConfig(listen=(ListenSpec("udp", "127.0.0.1", 0),))
+    trunks = TrunkDirectory(InMemoryChannelRecords())
+    async with SipEndpoint(config) as pbx:
+        host, port = pbx.bound_address("udp")
+        trunk = static_trunk(sources=("127.0.0.1",), destinations=(f"{host}:{port}",), limit=1)
+        await trunks.create(trunk)
+        channel = SipChannel(SipEndpoint(config), trunks)
+        core = RecordingCore(channel)
+        channel.attach(core)  # type: ignore[arg-type]
+        runner = asyncio.create_task(channel.run())
+        try:
+            await asyncio.wait_for(channel.ready.wait(), STEP)
+            yield Rig(channel, core, pbx, trunk)
+        finally:
+            runner.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await runner
+
+
+async def next_of(queue: asyncio.Queue[Any]) -> Any:
+    return await asyncio.wait_for(queue.get(), STEP)
+
+
+async def sip_event(call: SipCall) -> SipCallEvent:
+    return await asyncio.wait_for(call.events.get(), STEP)
+
+
+async def test_a_pbx_call_enters_routing_rings_answers_holds_and_hangs_up(rig: Rig) -> None:
+    outgoing = rig.dial(headers=(("X-Ticket", "42"),))
+    inbound, call = await next_of(rig.core.inbound)
+    assert inbound.target.action is InboundAction.CALL_ROUTING
+    assert inbound.endpoint == Endpoint(
+        EndpointType.SIP, username="alice", sip_trunk_id=rig.trunk.id, display_name="Alice"
+    )
+    assert inbound.to == "bob" and inbound.remote_offer == SDP
+    assert inbound.custom_data == {"X-Ticket": "42"}
+    ringing = await sip_event(outgoing)
+    assert isinstance(ringing, Progress) and ringing.response.status == 180
+    await rig.channel.pre_answer(call, SDP)
+    early = await sip_event(outgoing)
+    assert isinstance(early, Progress) and early.response.status == 183 and early.sdp == SDP.encode()
+    await rig.channel.answer(call, SDP)
+    assert isinstance(await sip_event(outgoing), Answered)
+    held = await outgoing.request("INVITE", body=SDP.encode() + b"a=sendonly\r\n")
+    assert held is not None and held.status == 200
+    assert b"a=recvonly" in held.body and b"o=- 7 8 IN IP4" in held.body
+    assert rig.pbx.active_calls == 1
+    await outgoing.bye()
+    assert await next_of(rig.core.reports) == (
+        "hangup",
+        outgoing.call_id,
+        {"description": "the SIP peer hung up"},
+    )
+
+
+async def test_a_second_call_over_the_channel_limit_gets_503(rig: Rig) -> None:
+    first = rig.dial()
+    _, call = await next_of(rig.core.inbound)
+    assert isinstance(await sip_event(first), Progress)
+    second = rig.dial()
+    refused = await sip_event(second)
+    assert isinstance(refused, Failed) and refused.status == 503
+    await rig.channel.hangup(call)
+    ended = await sip_event(first)
+    assert isinstance(ended, Failed)
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        (ErrorCode.FORBIDDEN, 403),
+        (ErrorCode.REJECTED, 603),
+        (ErrorCode.BUSY, 486),
+        (ErrorCode.NO_ANSWER, 480),
+        (ErrorCode.SERVICE_UNAVAILABLE, 503),
+    ],
+)
+async def test_a_refused_call_gets_its_status_and_reason(rig: Rig, code: ErrorCode, status: int) -> None:
+    rig.core.refuse = code
+    outgoing = rig.dial()
+    failed = await sip_event(outgoing)
+    assert isinstance(failed, Failed) and failed.status == status
+    assert failed.response is not None
+    reason = failed.response.headers.get("Reason") or ""
+    assert f"cause={status}" in reason and code.value in reason
+
+
+async def test_we_dial_the_pbx_and_report_its_answer_and_hang_up(rig: Rig) -> None:
+    call = Call(
+        id="out-1",
+        endpoint=Endpoint(EndpointType.SIP, username="bob", sip_trunk_id=rig.trunk.id),
+        direction=Direction.OUTBOUND,
+        from_="alice",
+        to="bob",
+    )
+    await rig.channel.prepare_outbound(call)
+    result = await rig.channel.dial(call, SDP)
+    incoming = await asyncio.wait_for(rig.pbx.incoming.get(), STEP)
+    assert incoming.invite.uri.user == "bob" and incoming.invite.from_.uri.user == "alice"
+    incoming.progress(180)
+    assert await next_of(rig.core.reports) == ("ringing", result.peer_call_id, {})
+    incoming.answer(SDP.encode())
+    kind, peer, details = await next_of(rig.core.reports)
+    assert (kind, peer, details["sdp"]) == ("answered", result.peer_call_id, SDP)
+    call.peer_call_id = result.peer_call_id
+    await rig.channel.hangup(call)
+    events = [await sip_event(incoming) for _ in range(2)]
+    assert [type(e) for e in events] == [Confirmed, HungUp]
+
+
+def test_sip_failures_map_to_core_error_codes() -> None:
+    assert [failure_code(s) for s in (486, 480, 408, 603, 403, 404, 487, 500, 503, 420)] == [
+        ErrorCode.BUSY,
+        ErrorCode.NO_ANSWER,
+        ErrorCode.NO_ANSWER,
+        ErrorCode.REJECTED,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.DESTINATION_NOT_FOUND,
+        ErrorCode.CANCELLED,
+        ErrorCode.SERVICE_UNAVAILABLE,
+        ErrorCode.SERVICE_UNAVAILABLE,
+        ErrorCode.DESTINATION_UNAVAILABLE,
+    ]
+
+
+def test_hold_and_resume_answers_keep_our_sdp_and_bump_its_version() -> None:
+    held = hold_answer(SDP.encode(), b"v=0\r\na=sendonly\r\n")
+    assert held.endswith(b"a=recvonly\r\n") and b"o=- 7 8 IN IP4" in held
+    resumed = hold_answer(held, b"v=0\r\na=sendrecv\r\n")
+    assert resumed.endswith(b"a=sendrecv\r\n") and b"a=recvonly" not in resumed and b"o=- 7 9 " in resumed
