@@ -26,7 +26,7 @@ from switchboard.apps.calls_api import CallsApi, RetryPolicy
 from switchboard.channels.sip.api import build_router as sip_trunks_router
 from switchboard.channels.sip.channel import SipChannel
 from switchboard.channels.sip.endpoint import EndpointConfig, SipEndpoint
-from switchboard.channels.sip.registrar import Registrar
+from switchboard.channels.sip.registrations import TrunkRegistrations
 from switchboard.channels.sip.transport import ListenSpec
 from switchboard.channels.sip.trunks import NoRegistrations, Registrations, TrunkDirectory
 from switchboard.channels.websocket.api import build_router as media_stream_configs_router
@@ -149,7 +149,10 @@ def build_sip(settings: SipSettings, trunks: TrunkDirectory, control: CallContro
         public_address=settings.public_address,
         tls_context=tls,
     )
-    channel = SipChannel(SipEndpoint(config), trunks, Registrar())
+    endpoint = SipEndpoint(config)
+    registrations = TrunkRegistrations(trunks, lambda: endpoint.now)
+    endpoint.registration = registrations
+    channel = SipChannel(endpoint, trunks, registrations)
     channel.attach(control)
     return channel
 
@@ -267,6 +270,7 @@ class Components:
             trunks=trunks,
             media_stream_configs=MediaStreamConfigs(records),
             sip=sip,
+            registrations=sip.registrations if sip and sip.registrations else NoRegistrations(),
         )
 
     def body_limits(self) -> list[BodyLimit]:

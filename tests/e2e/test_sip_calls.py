@@ -98,3 +98,42 @@ async def test_an_invite_from_a_host_of_no_trunk_gets_403(
     assert result.returncode == 0, result.output
     listed = await platform.api.get("/calls/1/calls")
     assert listed.json()["results"] == []
+
+
+async def test_a_registered_trunk_pbx_registers_with_the_issued_credentials(
+    sip_platform: tuple[Platform, int], tmp_path: Path
+) -> None:
+    platform, port = sip_platform
+    created = await platform.api.post(
+        "/calls/1/sip-trunks",
+        json={
+            "type": "REGISTERED",
+            "name": "Branch",
+            "channelLimit": 2,
+            "billingPackage": {"packageType": "METERED"},
+        },
+    )
+    assert created.status_code == 202, created.text
+    trunk = created.json()
+    path = f"/calls/1/sip-trunks/{trunk['id']}/status"
+    assert (await platform.api.get(path)).json()["registrationStatus"] == "UNREGISTERED"
+    username, password = trunk["username"], trunk["password"]
+    scenario = [
+        "-sf",
+        str(SCENARIOS / "register_with_keys.xml"),
+        "-s",
+        username,
+        "-au",
+        username,
+        "-ap",
+        password,
+    ]
+    wrong = [*scenario[:-1], "not-the-password"]
+    refused = await run_sipp(
+        [*wrong, *sipp_args("udp", free_port("udp"), seconds=5), f"127.0.0.1:{port}"], tmp_path
+    )
+    assert refused.returncode != 0
+    assert (await platform.api.get(path)).json()["registrationStatus"] == "UNREGISTERED"
+    result = await run_sipp([*scenario, *sipp_args("udp", free_port("udp")), f"127.0.0.1:{port}"], tmp_path)
+    assert result.returncode == 0, result.output
+    assert (await platform.api.get(path)).json()["registrationStatus"] == "REGISTERED"

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
 
+from switchboard.channels.sip.digest import Challenge
 from switchboard.channels.sip.endpoint import IncomingCall, OutgoingCall, SipCall, SipEndpoint
 from switchboard.channels.sip.events import (
     AckTimeout,
@@ -27,7 +28,7 @@ from switchboard.channels.sip.events import (
     SipCallEvent,
 )
 from switchboard.channels.sip.message import Address, Request, SipURI
-from switchboard.channels.sip.registrar import Registrar
+from switchboard.channels.sip.registrations import TrunkRegistrations
 from switchboard.channels.sip.transport import Peer, TransportName
 from switchboard.channels.sip.trunks import (
     SipTrunk,
@@ -140,11 +141,11 @@ class SipChannel:
     """183 with SDP carries media before the answer."""
 
     def __init__(
-        self, endpoint: SipEndpoint, trunks: TrunkDirectory, registrar: Registrar | None = None
+        self, endpoint: SipEndpoint, trunks: TrunkDirectory, registrations: TrunkRegistrations | None = None
     ) -> None:
         self.endpoint = endpoint
         self.trunks = trunks
-        self.registrar = registrar
+        self.registrations = registrations
         self._reporter: CallControl | None = None
         self._legs: dict[str, _Leg] = {}
         self._trunk_cache: dict[str, SipTrunk] = {}
@@ -246,10 +247,27 @@ class SipChannel:
 
     # -- inbound ------------------------------------------------------------------------------------
 
+    async def _identify(self, incoming: IncomingCall) -> SipTrunk | None:
+        """The trunk an INVITE came over: a STATIC trunk's source host, or the flow a REGISTERED trunk's
+        PBX registered from (challenged when the trunk wants INVITEs authenticated)."""
+        peer = incoming.peer
+        static = await self.trunks.identify(peer.host, peer.port)
+        if static is not None or self.registrations is None:
+            return static
+        trunk = await self.registrations.trunk_at((peer.transport, peer.host, peer.port))
+        if trunk is None or not trunk.invite_authentication:
+            return trunk
+        if isinstance(self.registrations.check_invite(trunk, incoming.invite), Challenge):
+            incoming.reject(401, headers=self.registrations.digest.challenge(self.endpoint.now))
+            return None
+        return trunk
+
     async def _inbound(self, incoming: IncomingCall) -> None:
-        trunk = await self.trunks.identify(incoming.peer.host, incoming.peer.port)
+        trunk = await self._identify(incoming)
         if trunk is None:
-            incoming.reject(403, headers=[("Reason", reason_header(403, "FORBIDDEN", "unknown source"))])
+            if incoming.pending:
+                reason = reason_header(403, "FORBIDDEN", "not a source of any SIP trunk")
+                incoming.reject(403, headers=[("Reason", reason)])
             return
         if not trunk.enabled:
             incoming.reject(403, headers=[("Reason", reason_header(403, "FORBIDDEN", "trunk disabled"))])
@@ -306,7 +324,8 @@ class SipChannel:
             host = hosts[index]
             port = trunk.destination_port(host)
             return Peer(transport, host.host, port), SipURI(host.host, user, port, params=params)
-        binding = self.registrar.contact(trunk.username, self.endpoint.now) if self.registrar else None
+        registrar = self.registrations.registrar if self.registrations else None
+        binding = registrar.contact(trunk.username, self.endpoint.now) if registrar else None
         if binding is None:
             raise ChannelError(f"SIP trunk {trunk.id} is not registered")
         source_transport, source_host, source_port = binding.source

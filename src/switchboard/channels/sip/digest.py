@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import os
 import struct
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 
 from switchboard.channels.sip.message import CSeq, Request, Response, SipParseError
@@ -61,12 +61,17 @@ def parse_params(value: str) -> tuple[str, dict[str, str]]:
     return scheme.lower(), params
 
 
+def compute_ha1(algorithm: str, username: str, realm: str, password: str) -> str:
+    return _hash(algorithm, f"{username}:{realm}:{password}")
+
+
 def compute_response(
     *,
     algorithm: str,
     username: str,
     realm: str,
-    password: str,
+    password: str | None = None,
+    ha1: str | None = None,
     method: str,
     uri: str,
     nonce: str,
@@ -74,7 +79,9 @@ def compute_response(
     nc: str,
     cnonce: str,
 ) -> str:
-    ha1 = _hash(algorithm, f"{username}:{realm}:{password}")
+    """The digest `response` (RFC 7616 §3.4.1), from the password or from a kept HA1."""
+    if ha1 is None:
+        ha1 = compute_ha1(algorithm, username, realm, password or "")
     ha2 = _hash(algorithm, f"{method}:{uri}")
     if qop:
         return _hash(algorithm, f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")
@@ -167,6 +174,32 @@ def digest_flow(request: Request, credentials: Credentials) -> Generator[Request
         response = yield request
 
 
+Ha1Lookup = Callable[[str, str], str | None]
+"""(username, algorithm) → HA1 = H(username:realm:password), or None for an unknown user."""
+
+
+def passwords(table: Mapping[str, str], realm: str) -> Ha1Lookup:
+    """An `Ha1Lookup` over plain passwords."""
+
+    def lookup(username: str, algorithm: str) -> str | None:
+        password = table.get(username)
+        return None if password is None else compute_ha1(algorithm, username, realm, password)
+
+    return lookup
+
+
+def authorization_user(request: Request, realm: str) -> tuple[str, str] | None:
+    """(username, algorithm) an `Authorization` for `realm` claims, before it is checked."""
+    for value in request.headers.lines("Authorization"):
+        try:
+            scheme, params = parse_params(value)
+        except SipParseError:
+            continue
+        if scheme == "digest" and params.get("realm") == realm and params.get("username"):
+            return params["username"], params.get("algorithm", "MD5").upper()
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Authenticated:
     username: str
@@ -224,9 +257,8 @@ class DigestServer:
             for algorithm in self.algorithms
         ]
 
-    def verify(
-        self, request: Request, password_for: Callable[[str], str | None], now: float
-    ) -> Authenticated | Challenge:
+    def verify(self, request: Request, ha1_for: Ha1Lookup, now: float) -> Authenticated | Challenge:
+        """Check the request's `Authorization`; `ha1_for(username, algorithm)` gives the user's HA1."""
         for value in request.headers.lines("Authorization"):
             try:
                 scheme, params = parse_params(value)
@@ -234,17 +266,17 @@ class DigestServer:
                 continue
             if scheme != "digest" or params.get("realm") != self.realm:
                 continue
-            return self._check(request, params, password_for, now)
+            return self._check(request, params, ha1_for, now)
         return Challenge()
 
     def _check(
-        self, request: Request, params: dict[str, str], password_for: Callable[[str], str | None], now: float
+        self, request: Request, params: dict[str, str], ha1_for: Ha1Lookup, now: float
     ) -> Authenticated | Challenge:
         algorithm = params.get("algorithm", "MD5").upper()
         username, nonce = params.get("username", ""), params.get("nonce", "")
-        password = password_for(username) if username else None
+        ha1 = ha1_for(username, algorithm) if username and algorithm in self.algorithms else None
         issued = self._nonce_time(nonce)
-        if algorithm not in self.algorithms or password is None or issued is None:
+        if ha1 is None or issued is None:
             return Challenge()
         qop = params.get("qop")
         if qop not in (None, "auth"):
@@ -253,7 +285,7 @@ class DigestServer:
             algorithm=algorithm,
             username=username,
             realm=self.realm,
-            password=password,
+            ha1=ha1,
             method=request.method,
             uri=params.get("uri", ""),
             nonce=nonce,

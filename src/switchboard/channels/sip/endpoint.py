@@ -13,12 +13,12 @@ import contextlib
 import logging
 import os
 import ssl
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from switchboard.channels.sip.dialog import AnswerRetransmission, Dialog, DialogError, dialog_id_of
-from switchboard.channels.sip.digest import Challenge, Credentials, DigestServer, digest_flow
+from switchboard.channels.sip.digest import Credentials, digest_flow
 from switchboard.channels.sip.events import (
     AckTimeout,
     Answered,
@@ -41,7 +41,7 @@ from switchboard.channels.sip.message import (
     Via,
     make_response,
 )
-from switchboard.channels.sip.registrar import Registrar
+from switchboard.channels.sip.registrar import Registration
 from switchboard.channels.sip.transaction import (
     DEFAULT_TIMERS,
     Action,
@@ -276,14 +276,11 @@ class SipEndpoint:
         self,
         config: EndpointConfig,
         *,
-        registrar: Registrar | None = None,
-        digest: DigestServer | None = None,
-        password_for: Callable[[str], str | None] | None = None,
+        registration: Registration | None = None,
     ) -> None:
         self.config = config
-        self.registrar = registrar
-        self.digest = digest
-        self.password_for = password_for
+        self.registration = registration
+        """Answers REGISTER (a registrar); without it REGISTER gets 405."""
         self.incoming: asyncio.Queue[IncomingCall] = asyncio.Queue()
         self._udp: UdpTransport | None = None
         self._streams: dict[TransportName, StreamTransport] = {}
@@ -295,6 +292,7 @@ class SipEndpoint:
         self._invites: dict[tuple[str, str, str], IncomingCall] = {}
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._running: set[asyncio.Task[object]] = set()
 
     # ---- lifecycle ---------------------------------------------------------------------------------
 
@@ -312,7 +310,7 @@ class SipEndpoint:
                 stream = StreamTransport(
                     spec.transport,
                     self._receive,
-                    self._tasks,
+                    self.spawn,
                     server_ssl=server_ssl,
                     client_ssl=self.config.client_tls_context,
                     on_failure=self._transport_failed,
@@ -320,7 +318,17 @@ class SipEndpoint:
                 await stream.start(spec)
                 self._streams[spec.transport] = stream
 
+    def spawn(self, work: Coroutine[Any, Any, object]) -> asyncio.Task[object]:
+        """Run `work` in the endpoint's TaskGroup; `close` cancels what is still running."""
+        assert self._tasks is not None, "the endpoint is not started"
+        task = self._tasks.create_task(work)
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        return task
+
     async def close(self) -> None:
+        for task in list(self._running):
+            task.cancel()
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
@@ -492,8 +500,7 @@ class SipEndpoint:
         request.headers.add("Content-Type", "application/sdp")
         request.body = sdp
         call = OutgoingCall(self, request, peer)
-        assert self._tasks is not None, "the endpoint is not started"
-        self._tasks.create_task(self._place(call, credentials))
+        self.spawn(self._place(call, credentials))
         return call
 
     async def _place(self, call: OutgoingCall, credentials: Credentials | None) -> None:
@@ -547,8 +554,7 @@ class SipEndpoint:
         self.remember_call(call)
         if call.cancel_requested:
             # The 200 won the race with our CANCEL (RFC 3261 §9.2 / §15): end the call that started.
-            assert self._tasks is not None
-            self._tasks.create_task(call.bye())
+            self.spawn(call.bye())
             call.events.put_nowait(Failed(487, "Request Terminated", response))
         else:
             call.events.put_nowait(Answered(response))
@@ -742,8 +748,7 @@ class SipEndpoint:
                     self._send(action.message, peer)
                 elif not call.ended:
                     call.events.put_nowait(AckTimeout())
-                    assert self._tasks is not None
-                    self._tasks.create_task(call.bye())
+                    self.spawn(call.bye())
             self._arm(retransmission, fire)
 
         self._arm(retransmission, fire)
@@ -815,16 +820,15 @@ class SipEndpoint:
             self._start_answer_retransmission(call, response, peer)
 
     def _receive_register(self, request: Request, txn: ServerTransaction, peer: Peer) -> None:
-        if self.registrar is None or self.digest is None or self.password_for is None:
+        if self.registration is None:
             self._respond(txn, make_response(request, 405, to_tag=new_tag(), headers=[("Allow", ALLOW)]))
             return
-        result = self.digest.verify(request, self.password_for, self.now)
-        if isinstance(result, Challenge):
-            challenge = self.digest.challenge(self.now, stale=result.stale)
-            self._respond(txn, make_response(request, 401, to_tag=new_tag(), headers=challenge))
-            return
-        source = (peer.transport, peer.host, peer.port)
-        outcome = self.registrar.register(result.username, request, self.now, source)
+        self.spawn(self._register(self.registration, request, txn, peer))
+
+    async def _register(
+        self, registration: Registration, request: Request, txn: ServerTransaction, peer: Peer
+    ) -> None:
+        outcome = await registration.register(request, (peer.transport, peer.host, peer.port), self.now)
         response = make_response(request, outcome.status, to_tag=new_tag(), headers=outcome.headers)
         self._respond(txn, response)
 

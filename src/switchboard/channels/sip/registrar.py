@@ -6,8 +6,11 @@ Bindings are keyed by the authenticated username (the account of a REGISTERED tr
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
+from switchboard.channels.sip.digest import Challenge, DigestServer, authorization_user
 from switchboard.channels.sip.message import Address, Request, SipParseError
 
 
@@ -88,7 +91,51 @@ class Registrar:
             del current[key]
         return sorted(current.values(), key=lambda b: b.expires_at)
 
+    def usernames(self) -> list[str]:
+        return list(self._bindings)
+
     def contact(self, username: str, now: float) -> Binding | None:
         """Where to reach `username` now, or None when it is not registered."""
         bindings = self.bindings(username, now)
         return bindings[-1] if bindings else None
+
+
+class Registration(Protocol):
+    """What the endpoint asks about a REGISTER: the status and headers to answer with."""
+
+    async def register(
+        self, request: Request, source: tuple[str, str, int], now: float
+    ) -> RegisterOutcome: ...
+
+
+AsyncHa1Lookup = Callable[[str, str], Awaitable[str | None]]
+"""(username, algorithm) → HA1, looked up where the accounts are kept."""
+
+
+class DigestRegistration:
+    """REGISTER answered by a `Registrar` behind digest authentication (401 until the credentials fit)."""
+
+    def __init__(self, registrar: Registrar, digest: DigestServer, ha1_for: AsyncHa1Lookup) -> None:
+        self.registrar = registrar
+        self.digest = digest
+        self._ha1_for = ha1_for
+
+    async def register(self, request: Request, source: tuple[str, str, int], now: float) -> RegisterOutcome:
+        claimed = authorization_user(request, self.digest.realm)
+        ha1 = await self._ha1_for(*claimed) if claimed is not None else None
+
+        def lookup(username: str, algorithm: str) -> str | None:
+            return ha1 if claimed == (username, algorithm.upper()) else None
+
+        result = self.digest.verify(request, lookup, now)
+        if isinstance(result, Challenge):
+            return RegisterOutcome(401, self.digest.challenge(now, stale=result.stale))
+        return self.registrar.register(result.username, request, now, source)
+
+
+def username_at(registrar: Registrar, source: tuple[str, str, int], now: float) -> str | None:
+    """The account whose current binding was registered from `source` (its REGISTERs' flow)."""
+    for username in list(registrar.usernames()):
+        if any(b.source == source for b in registrar.bindings(username, now)):
+            return username
+    return None

@@ -2,7 +2,7 @@
 
 A transport parses what it receives and hands each message with the `Peer` it came from to its owner; it
 never interprets a message. Stream connections (accepted or opened) are kept by remote address so
-responses and in-dialog requests reuse them; their reader tasks belong to the owner's TaskGroup.
+responses and in-dialog requests reuse them; their reader tasks are started through the owner's `spawn`.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 from switchboard.channels.sip.message import Message, SipParseError, StreamParser, parse_message
 
@@ -104,7 +104,7 @@ class StreamTransport:
         self,
         name: TransportName,
         sink: MessageSink,
-        tasks: asyncio.TaskGroup,
+        spawn: Callable[[Coroutine[Any, Any, object]], object],
         *,
         server_ssl: ssl.SSLContext | None = None,
         client_ssl: ssl.SSLContext | None = None,
@@ -113,7 +113,7 @@ class StreamTransport:
         self.name = name
         self._sink = sink
         self._on_failure = on_failure
-        self._tasks = tasks
+        self._spawn = spawn
         self._server_ssl = server_ssl
         self._client_ssl = client_ssl
         self._server: asyncio.Server | None = None
@@ -130,7 +130,7 @@ class StreamTransport:
     def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         host, port = writer.get_extra_info("peername")[:2]
         self._writers[(host, port)] = writer
-        self._tasks.create_task(self._read(reader, writer, Peer(self.name, host, port)))
+        self._spawn(self._read(reader, writer, Peer(self.name, host, port)))
 
     async def _read(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Peer) -> None:
         parser = StreamParser()
@@ -156,7 +156,7 @@ class StreamTransport:
             self._pending[key].append(data)
             return
         self._pending[key] = [data]
-        self._tasks.create_task(self._connect(peer))
+        self._spawn(self._connect(peer))
 
     async def _connect(self, peer: Peer) -> None:
         key = (peer.host, peer.port)

@@ -11,13 +11,18 @@ import pytest
 
 from support.fakes import InMemoryChannelRecords
 from switchboard.channels.sip.channel import SipChannel, failure_code, hold_answer
+from switchboard.channels.sip.digest import Credentials
 from switchboard.channels.sip.endpoint import EndpointConfig, OutgoingCall, SipCall, SipEndpoint
 from switchboard.channels.sip.events import Answered, Confirmed, Failed, HungUp, Progress, SipCallEvent
 from switchboard.channels.sip.message import Address, SipURI
+from switchboard.channels.sip.registrations import TrunkRegistrations
 from switchboard.channels.sip.transport import ListenSpec, Peer
 from switchboard.channels.sip.trunks import (
     BillingPackage,
     BillingPackageType,
+    DigestCredentials,
+    RegisteredTrunk,
+    RegistrationStatus,
     StaticTrunk,
     TrunkDirectory,
     new_trunk_id,
@@ -240,3 +245,79 @@ def test_hold_and_resume_answers_keep_our_sdp_and_bump_its_version() -> None:
     assert held.endswith(b"a=recvonly\r\n") and b"o=- 7 8 IN IP4" in held
     resumed = hold_answer(held, b"v=0\r\na=sendrecv\r\n")
     assert resumed.endswith(b"a=sendrecv\r\n") and b"a=recvonly" not in resumed and b"o=- 7 9 " in resumed
+
+
+async def test_a_registered_trunk_pbx_registers_calls_in_and_is_called() -> None:
+    config = EndpointConfig(listen=(ListenSpec("udp", "127.0.0.1", 0),))
+    trunks = TrunkDirectory(InMemoryChannelRecords())
+    credentials = DigestCredentials.make("branch1", "s3cret")
+    trunk = RegisteredTrunk(
+        id=new_trunk_id(),
+        name="branch",
+        channel_limit=2,
+        billing_package=BillingPackage(BillingPackageType.METERED),
+        credentials=credentials,
+        invite_authentication=True,
+    )
+    await trunks.create(trunk)
+    endpoint = SipEndpoint(config)
+    registrations = TrunkRegistrations(trunks, lambda: endpoint.now)
+    endpoint.registration = registrations
+    channel = SipChannel(endpoint, trunks, registrations)
+    core = RecordingCore(channel)
+    channel.attach(core)  # type: ignore[arg-type]
+    runner = asyncio.create_task(channel.run())
+    try:
+        async with SipEndpoint(config) as pbx:
+            await asyncio.wait_for(channel.ready.wait(), STEP)
+            host, port = endpoint.bound_address("udp")
+            server = Peer("udp", host, port)
+            secret = Credentials("branch1", "s3cret")
+            assert registrations.registration_status(trunk.id) is RegistrationStatus.UNREGISTERED
+            register = pbx.new_request(
+                "REGISTER",
+                SipURI(host, None, port),
+                Address(SipURI(host, "branch1")),
+                Address(SipURI(host, "branch1")),
+            )
+            register.headers.add("Contact", str(pbx.contact_for("udp", "branch1")))
+            wrong = await pbx.send_request(register, server, Credentials("branch1", "wrong"))
+            assert wrong is not None and wrong.status == 401
+            register = pbx.new_request(
+                "REGISTER",
+                SipURI(host, None, port),
+                Address(SipURI(host, "branch1")),
+                Address(SipURI(host, "branch1")),
+            )
+            register.headers.add("Contact", str(pbx.contact_for("udp", "branch1")))
+            registered = await pbx.send_request(register, server, secret)
+            assert registered is not None and registered.status == 200
+            assert registrations.registration_status(trunk.id) is RegistrationStatus.REGISTERED
+
+            outgoing = pbx.invite(
+                SipURI(host, "bob", port),
+                server,
+                from_=Address(SipURI(host, "branch1")),
+                sdp=SDP.encode(),
+                credentials=secret,
+            )
+            inbound, _ = await next_of(core.inbound)
+            assert inbound.endpoint.sip_trunk_id == trunk.id
+            assert isinstance(await sip_event(outgoing), Progress)
+
+            call = Call(
+                id="out-2",
+                endpoint=Endpoint(EndpointType.SIP, username="101", sip_trunk_id=trunk.id),
+                direction=Direction.OUTBOUND,
+                from_="alice",
+                to="101",
+            )
+            await channel.prepare_outbound(call)
+            await channel.dial(call, SDP)
+            ringing = await asyncio.wait_for(pbx.incoming.get(), STEP)
+            assert ringing.invite.uri.user == "101"
+            assert ringing.invite.uri.port == pbx.bound_address("udp")[1]
+    finally:
+        runner.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await runner

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from switchboard.channels.sip.digest import Authenticated, Credentials, DigestServer
+from switchboard.channels.sip.digest import Authenticated, Credentials, DigestServer, passwords
 from switchboard.channels.sip.endpoint import EndpointConfig, IncomingCall, SipEndpoint
 from switchboard.channels.sip.events import (
     Answered,
@@ -141,7 +141,8 @@ async def test_our_invite_answers_a_digest_challenge() -> None:
         first.reject(401, headers=digest.challenge(callee.now))
         second = await incoming(callee)
         assert second.invite.cseq.number == first.invite.cseq.number + 1
-        assert digest.verify(second.invite, {"trunk1": "s3cret"}.get, callee.now) == Authenticated("trunk1")
+        known = passwords({"trunk1": "s3cret"}, digest.realm)
+        assert digest.verify(second.invite, known, callee.now) == Authenticated("trunk1")
         second.answer(SDP)
         assert isinstance(await event(outgoing), Answered)
         assert isinstance(await event(second), Confirmed)

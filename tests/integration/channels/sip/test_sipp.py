@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from support.sipp import free_port, needs_sipp, run_sipp, sipp_args, sipp_server, wait_listening
-from switchboard.channels.sip.digest import Authenticated, DigestServer
+from switchboard.channels.sip.digest import Authenticated, DigestServer, passwords
 from switchboard.channels.sip.endpoint import EndpointConfig, IncomingCall, SipEndpoint
 from switchboard.channels.sip.events import (
     AckTimeout,
@@ -21,7 +21,7 @@ from switchboard.channels.sip.events import (
     SipCallEvent,
 )
 from switchboard.channels.sip.message import Address, SipURI
-from switchboard.channels.sip.registrar import Registrar
+from switchboard.channels.sip.registrar import DigestRegistration, Registrar
 from switchboard.channels.sip.transaction import TimerValues
 from switchboard.channels.sip.transport import ListenSpec, Peer, TransportName
 
@@ -145,7 +145,7 @@ async def test_a_digest_challenge_is_answered_by_sipp(tmp_path: Path) -> None:
     try:
 
         async def authenticate(call: IncomingCall, seen: list[SipCallEvent]) -> None:
-            result = digest.verify(call.invite, {"trunk1": "s3cret"}.get, sip.now)
+            result = digest.verify(call.invite, passwords({"trunk1": "s3cret"}, digest.realm), sip.now)
             if isinstance(result, Authenticated):
                 outcomes.append(result.username)
                 call.answer(SDP)
@@ -181,9 +181,13 @@ async def test_a_pbx_registers_with_digest_and_is_reachable(tmp_path: Path) -> N
     config = EndpointConfig(listen=(ListenSpec("udp", "127.0.0.1", 0),))
     registrar = Registrar()
     digest = DigestServer("switchboard", algorithms=("MD5",))
-    async with SipEndpoint(
-        config, registrar=registrar, digest=digest, password_for={"trunk1": "s3cret"}.get
-    ) as sip:
+    known = passwords({"trunk1": "s3cret"}, "switchboard")
+
+    async def ha1_for(username: str, algorithm: str) -> str | None:
+        return known(username, algorithm)
+
+    registration = DigestRegistration(registrar, digest, ha1_for)
+    async with SipEndpoint(config, registration=registration) as sip:
         host, port = sip.bound_address("udp")
         local = free_port("udp")
         scenario = ["-sf", str(SCENARIOS / "register.xml"), *sipp_args("udp", local), f"{host}:{port}"]

@@ -12,10 +12,11 @@ from switchboard.channels.sip.digest import (
     compute_response,
     digest_flow,
     parse_params,
+    passwords,
 )
 from switchboard.channels.sip.message import Request, SipURI, make_response
 
-PASSWORDS = {"trunk1": "s3cret"}
+PASSWORDS = passwords({"trunk1": "s3cret"}, "switchboard")
 
 
 def register() -> Request:
@@ -61,12 +62,12 @@ def test_the_client_flow_answers_the_server_challenge(algorithm: str) -> None:
     server = DigestServer("switchboard", algorithms=(algorithm,))
     flow = digest_flow(register(), Credentials("trunk1", "s3cret"))
     first = next(flow)
-    assert server.verify(first, PASSWORDS.get, 0.0) == Challenge()
+    assert server.verify(first, PASSWORDS, 0.0) == Challenge()
     challenge = make_response(first, 401, to_tag="t", headers=server.challenge(0.0))
     second = flow.send(challenge)
     assert second.cseq.number == 2
     assert second.headers.get("Via") is None
-    assert server.verify(second, PASSWORDS.get, 1.0) == Authenticated("trunk1")
+    assert server.verify(second, PASSWORDS, 1.0) == Authenticated("trunk1")
     with pytest.raises(StopIteration):
         flow.send(make_response(second, 401, to_tag="t", headers=server.challenge(1.0)))
 
@@ -76,12 +77,12 @@ def test_a_wrong_password_or_a_forged_nonce_is_challenged_again() -> None:
     flow = digest_flow(register(), Credentials("trunk1", "wrong"))
     first = next(flow)
     second = flow.send(make_response(first, 401, headers=server.challenge(0.0)))
-    assert server.verify(second, PASSWORDS.get, 0.0) == Challenge()
+    assert server.verify(second, PASSWORDS, 0.0) == Challenge()
     other = DigestServer("switchboard")
     flow = digest_flow(register(), Credentials("trunk1", "s3cret"))
     first = next(flow)
     second = flow.send(make_response(first, 401, headers=other.challenge(0.0)))
-    assert server.verify(second, PASSWORDS.get, 0.0) == Challenge()
+    assert server.verify(second, PASSWORDS, 0.0) == Challenge()
 
 
 def test_an_expired_nonce_is_stale_and_the_client_retries_it() -> None:
@@ -89,14 +90,14 @@ def test_an_expired_nonce_is_stale_and_the_client_retries_it() -> None:
     flow = digest_flow(register(), Credentials("trunk1", "s3cret"))
     first = next(flow)
     second = flow.send(make_response(first, 401, headers=server.challenge(0.0)))
-    assert server.verify(second, PASSWORDS.get, 31.0) == Challenge(stale=True)
+    assert server.verify(second, PASSWORDS, 31.0) == Challenge(stale=True)
     third = flow.send(make_response(second, 401, headers=server.challenge(31.0, stale=True)))
     assert third.cseq.number == 3
-    assert server.verify(third, PASSWORDS.get, 31.0) == Authenticated("trunk1")
+    assert server.verify(third, PASSWORDS, 31.0) == Authenticated("trunk1")
 
 
 def test_a_proxy_challenge_gets_proxy_authorization() -> None:
-    server = DigestServer("proxy")
+    server = DigestServer("switchboard")
     flow = digest_flow(register(), Credentials("trunk1", "s3cret"))
     first = next(flow)
     headers = [("Proxy-Authenticate", value) for _, value in server.challenge(0.0)]
@@ -110,4 +111,4 @@ def test_garbage_authorization_is_a_challenge_not_a_crash() -> None:
     for value in ['Digest realm="switchboard", nonce="', "Digest", 'Digest realm="switchboard", nonce="@@"']:
         request = register()
         request.headers.add("Authorization", value)
-        assert isinstance(server.verify(request, PASSWORDS.get, 0.0), Challenge)
+        assert isinstance(server.verify(request, PASSWORDS, 0.0), Challenge)
