@@ -17,7 +17,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from switchboard.channels.sip.digest import Challenge
-from switchboard.channels.sip.endpoint import IncomingCall, OutgoingCall, SipCall, SipEndpoint
+from switchboard.channels.sip.endpoint import IncomingCall, OptionsResult, OutgoingCall, SipCall, SipEndpoint
 from switchboard.channels.sip.events import (
     AckTimeout,
     Answered,
@@ -31,6 +31,8 @@ from switchboard.channels.sip.message import Address, Request, SipURI
 from switchboard.channels.sip.registrations import TrunkRegistrations
 from switchboard.channels.sip.transport import Peer, TransportName
 from switchboard.channels.sip.trunks import (
+    HostPort,
+    SelectionStrategy,
     SipTrunk,
     StaticTrunk,
     TrunkDirectory,
@@ -53,6 +55,9 @@ from switchboard.media.engine import Codec, LegSpec, TransportProfile
 log = logging.getLogger(__name__)
 
 DEFAULT_LEG = LegSpec(profile=TransportProfile.RTP, codecs=(Codec.PCMU, Codec.PCMA, Codec.TELEPHONE_EVENT))
+
+HEALTH_INTERVAL_S = 30.0
+"""How often the destination hosts of trunks with `sipOptions` are pinged."""
 
 REJECT_STATUS: dict[ErrorCode, int] = {
     ErrorCode.FORBIDDEN: 403,
@@ -151,6 +156,9 @@ class SipChannel:
         self._trunk_cache: dict[str, SipTrunk] = {}
         self._round_robin: dict[str, itertools.count[int]] = {}
         self._tasks: asyncio.TaskGroup | None = None
+        self._answering: dict[tuple[str, str], bool] = {}
+        """(trunk id, host) → whether it answered the last OPTIONS health check."""
+        self.health_interval_s = HEALTH_INTERVAL_S
         self.ready = asyncio.Event()
         """Set once the channel listens."""
 
@@ -168,6 +176,7 @@ class SipChannel:
         """Listen and take calls until cancelled."""
         async with self.endpoint, asyncio.TaskGroup() as tasks:
             self._tasks = tasks
+            tasks.create_task(self._keep_checking_health())
             self.ready.set()
             try:
                 while True:
@@ -176,6 +185,25 @@ class SipChannel:
             finally:
                 self._tasks = None
                 self.ready.clear()
+
+    async def _keep_checking_health(self) -> None:
+        while True:
+            await self.check_health()
+            await asyncio.sleep(self.health_interval_s)
+
+    async def check_health(self) -> None:
+        """Ping every destination host of the trunks with `sipOptions` (RFC 3261 §11); a host that does
+        not answer is skipped when calls are placed, until it answers again."""
+        pings: list[tuple[tuple[str, str], asyncio.Task[OptionsResult]]] = []
+        async with asyncio.TaskGroup() as tasks:
+            for trunk in await self.trunks.list():
+                if not isinstance(trunk, StaticTrunk) or not trunk.sip_options or not trunk.enabled:
+                    continue
+                for host in trunk.destination_hosts:
+                    peer, uri = self._host_target(trunk, host, None)
+                    pings.append(((trunk.id, str(host)), tasks.create_task(self.endpoint.options(uri, peer))))
+        for key, ping in pings:
+            self._answering[key] = ping.result().alive
 
     # -- the core's port ---------------------------------------------------------------------------
 
@@ -314,16 +342,14 @@ class SipChannel:
 
     def _destination(self, trunk: SipTrunk, call: Call) -> tuple[Peer, SipURI]:
         user = call.endpoint.username or call.to or None
-        transport: TransportName = "tls" if trunk.tls else self._plain_transport()
-        params = () if transport == "udp" else (("transport", transport),)
         if isinstance(trunk, StaticTrunk):
-            hosts = trunk.destination_hosts
+            hosts = [h for h in trunk.destination_hosts if self._answering.get((trunk.id, str(h)), True)]
+            if not hosts:
+                raise ChannelError(f"SIP trunk {trunk.id}: no destination host answers OPTIONS")
             index = 0
-            if trunk.strategy.value == "ROUND_ROBIN":
+            if trunk.strategy is SelectionStrategy.ROUND_ROBIN:
                 index = next(self._round_robin.setdefault(trunk.id, itertools.count())) % len(hosts)
-            host = hosts[index]
-            port = trunk.destination_port(host)
-            return Peer(transport, host.host, port), SipURI(host.host, user, port, params=params)
+            return self._host_target(trunk, hosts[index], user)
         registrar = self.registrations.registrar if self.registrations else None
         binding = registrar.contact(trunk.username, self.endpoint.now) if registrar else None
         if binding is None:
@@ -332,6 +358,12 @@ class SipChannel:
         uri = binding.contact.uri
         contact_uri = SipURI(uri.host, user or uri.user, uri.port, uri.scheme, uri.params)
         return Peer(source_transport, source_host, source_port), contact_uri  # type: ignore[arg-type]
+
+    def _host_target(self, trunk: StaticTrunk, host: HostPort, user: str | None) -> tuple[Peer, SipURI]:
+        transport: TransportName = "tls" if trunk.tls else self._plain_transport()
+        params = () if transport == "udp" else (("transport", transport),)
+        port = trunk.destination_port(host)
+        return Peer(transport, host.host, port), SipURI(host.host, user, port, params=params)
 
     def _plain_transport(self) -> TransportName:
         transports = {spec.transport for spec in self.endpoint.config.listen}

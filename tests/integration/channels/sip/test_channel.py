@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from switchboard.channels.sip.endpoint import EndpointConfig, OutgoingCall, SipC
 from switchboard.channels.sip.events import Answered, Confirmed, Failed, HungUp, Progress, SipCallEvent
 from switchboard.channels.sip.message import Address, SipURI
 from switchboard.channels.sip.registrations import TrunkRegistrations
+from switchboard.channels.sip.transaction import TimerValues
 from switchboard.channels.sip.transport import ListenSpec, Peer
 from switchboard.channels.sip.trunks import (
     BillingPackage,
@@ -321,3 +323,44 @@ async def test_a_registered_trunk_pbx_registers_calls_in_and_is_called() -> None
         runner.cancel()
         with pytest.raises(asyncio.CancelledError):
             await runner
+
+
+async def test_a_destination_that_does_not_answer_options_is_skipped() -> None:
+    quick = TimerValues(t1=0.02, t2=0.16, t4=0.2)
+    config = EndpointConfig(listen=(ListenSpec("udp", "127.0.0.1", 0),), timers=quick)
+    trunks = TrunkDirectory(InMemoryChannelRecords())
+    async with SipEndpoint(config) as pbx:
+        silent = free_udp_port()
+        host, port = pbx.bound_address("udp")
+        trunk = static_trunk(sources=("192.0.2.1",), destinations=(f"127.0.0.1:{silent}", f"{host}:{port}"))
+        trunk = replace(trunk, sip_options=True)
+        await trunks.create(trunk)
+        channel = SipChannel(SipEndpoint(config), trunks)
+        channel.health_interval_s = 3600
+        channel.attach(RecordingCore(channel))  # type: ignore[arg-type]
+        runner = asyncio.create_task(channel.run())
+        try:
+            await asyncio.wait_for(channel.ready.wait(), STEP)
+            await channel.check_health()
+            call = Call(
+                id="out-3",
+                endpoint=Endpoint(EndpointType.SIP, username="bob", sip_trunk_id=trunk.id),
+                direction=Direction.OUTBOUND,
+                from_="alice",
+                to="bob",
+            )
+            await channel.prepare_outbound(call)
+            await channel.dial(call, SDP)
+            incoming = await asyncio.wait_for(pbx.incoming.get(), STEP)
+            assert incoming.invite.uri.port == port
+        finally:
+            runner.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await runner
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
