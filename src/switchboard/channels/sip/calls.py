@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from switchboard.channels.sip.dialog import AnswerRetransmission, Dialog, DialogError
-from switchboard.channels.sip.events import SipCallEvent
+from switchboard.channels.sip.events import Ended, SipCallEvent
 from switchboard.channels.sip.message import BRANCH_MAGIC, Address, Request, Response, make_response
 from switchboard.channels.sip.transaction import ServerInviteTransaction, TransactionState
 from switchboard.channels.sip.transport import DEFAULT_PORTS, Peer, TransportName
@@ -86,6 +86,7 @@ class SipCall:
             return None
         self.ended = True
         self._endpoint.forget_call(self)
+        self.events.put_nowait(Ended("BYE"))
         return await self.request("BYE", headers=headers)
 
     async def request(
@@ -173,6 +174,8 @@ class IncomingCall(SipCall):
                 self._endpoint.remember_call(self)
         response = make_response(self.invite, status, reason, to_tag=self.local_tag, headers=extra, body=sdp)
         self._endpoint.respond_to_invite(self, response)
+        if status >= 300:
+            self.events.put_nowait(Ended(f"{status} {response.reason}"))
         return True
 
 

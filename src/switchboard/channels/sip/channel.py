@@ -22,6 +22,7 @@ from switchboard.channels.sip.events import (
     AckTimeout,
     Answered,
     Cancelled,
+    Ended,
     Failed,
     HungUp,
     Progress,
@@ -335,7 +336,9 @@ class SipChannel:
             custom_data=sip_headers(invite),
         )
         call = await self._core.receive_inbound(inbound)
-        if call is not None and incoming.pending:
+        if call is None and incoming.pending:
+            incoming.reject(503, headers=[("Reason", reason_header(503, "SERVICE_UNAVAILABLE", "not taken"))])
+        elif incoming.pending:
             incoming.progress(180)
 
     # -- outbound -----------------------------------------------------------------------------------
@@ -406,6 +409,8 @@ class SipChannel:
                 return True
             case HungUp():
                 await core.remote_hangup(peer_call_id, description="the SIP peer hung up")
+                return True
+            case Ended():
                 return True
             case AckTimeout():
                 await core.remote_hangup(

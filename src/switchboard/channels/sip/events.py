@@ -76,3 +76,10 @@ class DialogRequest(SipCallEvent):
     UPDATE) or only hears about (INFO, answered 200 by the endpoint)."""
 
     request: Request
+
+
+@dataclass(frozen=True, slots=True)
+class Ended(SipCallEvent):
+    """We ended the call ourselves (sent BYE, or a final 3xx-6xx to the INVITE): nothing more will come."""
+
+    how: str
