@@ -4,8 +4,9 @@ With several nodes on one database, an application may send `/calls/1/calls/{cal
 `/calls/1/dialogs/{dialogId}/...` to any of them. A node that does not carry the call (it is live on
 another node, by `calls.node_id`) passes the request on to the carrier's internal URL with the same
 method, path, query, headers (the API key included) and body, and answers with the carrier's answer.
-When the carrier stopped answering, the answer is a 503 saying so: its calls are being ended by a live
-node. A forwarded request carries `X-Switchboard-Forwarded-By` and is never forwarded again.
+When the carrier stopped answering, an action gets a 503 saying so (its calls are being ended by a live
+node) and a read is answered here from the database. A forwarded request carries
+`X-Switchboard-Forwarded-By` and is never forwarded again.
 
 Only requests with a valid application key are forwarded (others are answered here: 401/403), and
 nothing is looked up for a call live on this node.
@@ -59,10 +60,10 @@ class ForwardingMiddleware:
             return
         request = Request(scope, receive)
         owner = await self._owner(request)
-        if owner is None:
+        response = None if owner is None else await self._forward(request, owner)
+        if response is None:
             await self.app(scope, receive, send)
             return
-        response = await self._forward(request, owner)
         await response(scope, receive, send)
 
     async def _owner(self, request: Request) -> CallOwner | None:
@@ -80,8 +81,12 @@ class ForwardingMiddleware:
             return await self._owners.of_dialog(match["id"])
         return None
 
-    async def _forward(self, request: Request, owner: CallOwner) -> Response:
+    async def _forward(self, request: Request, owner: CallOwner) -> Response | None:
+        """The carrier's answer, or an error; None: answer a read here (the carrier is gone)."""
         what = request.url.path
+        reading = request.method == "GET"
+        if reading and (not owner.alive or owner.url is None):
+            return None
         if not owner.alive or owner.url is None:
             return error_response(
                 503,
@@ -97,12 +102,15 @@ class ForwardingMiddleware:
             answer = await self._http.request(
                 request.method,
                 url,
-                content=await request.body(),
+                content=None if reading else await request.body(),
                 headers=headers,
                 timeout=self._timeout_s,
             )
         except httpx.HTTPError as exc:
-            log.warning("forwarding %s %s to node %s failed: %s", request.method, what, owner.node_id, exc)
+            level = logging.INFO if reading else logging.WARNING
+            log.log(level, "forwarding %s %s to node %s failed: %s", request.method, what, owner.node_id, exc)
+            if reading:
+                return None
             return error_response(
                 503,
                 f"{what}: the call is carried by node {owner.node_id}, which could not be reached "
