@@ -11,16 +11,18 @@ A node that dies leaves its leases to run out (or to be freed when it is declare
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.orm import aliased
 
 from switchboard.store.base import Database
 from switchboard.store.calls_api import WebhookOutboxRow
+from switchboard.store.writes import Step
 
+_Head = aliased(WebhookOutboxRow)
 _Earlier = aliased(WebhookOutboxRow)
 
 
@@ -28,40 +30,64 @@ def _pending(row: Any) -> tuple[Any, Any]:
     return row.delivered_at.is_(None), row.failed_at.is_(None)
 
 
+def _claim_statement(dialect: str, owner: str) -> Any:
+    """One UPDATE ... RETURNING that leases the due, free stream heads (`now`, `limit`, `until`)."""
+    now = bindparam("now", type_=_Head.next_attempt_at.type)
+    same_call = (_Earlier.call_id == _Head.call_id) | (_Earlier.call_id.is_(None) & _Head.call_id.is_(None))
+    earlier_pending = exists().where(
+        _Earlier.subscription_id == _Head.subscription_id,
+        same_call,
+        _Earlier.id < _Head.id,
+        *_pending(_Earlier),
+    )
+    heads = (
+        select(_Head.id)
+        .where(
+            *_pending(_Head),
+            _Head.next_attempt_at <= now,
+            _Head.lease_until.is_(None) | (_Head.lease_until < now),
+            ~earlier_pending,
+        )
+        .order_by(_Head.id)
+        .limit(bindparam("limit"))
+    )
+    if dialect == "postgresql":
+        heads = heads.with_for_update(skip_locked=True)
+    row = WebhookOutboxRow
+    return (
+        update(row)
+        .where(row.id.in_(heads.scalar_subquery()))
+        .values(lease_owner=owner, lease_until=bindparam("until", type_=row.lease_until.type))
+        .returning(*row.__table__.columns)
+    )
+
+
 class OutboxLeases:
     def __init__(self, db: Database, owner: str) -> None:
         self._db = db
         self.owner = owner
-
-    async def claim(self, now: datetime, *, limit: int, lease: timedelta) -> Sequence[WebhookOutboxRow]:
-        """Up to `limit` due stream heads that nobody holds, leased to this node until `now + lease`."""
+        self._claim = _claim_statement(db.dialect, owner)
         row = WebhookOutboxRow
-        same_call = (_Earlier.call_id == row.call_id) | (_Earlier.call_id.is_(None) & row.call_id.is_(None))
-        earlier_pending = exists().where(
-            _Earlier.subscription_id == row.subscription_id,
-            same_call,
-            _Earlier.id < row.id,
-            *_pending(_Earlier),
-        )
-        query = (
-            select(row)
-            .where(
-                *_pending(row),
-                row.next_attempt_at <= now,
-                row.lease_until.is_(None) | (row.lease_until < now),
-                ~earlier_pending,
+        self._record = (
+            update(row)
+            .where(row.id == bindparam("row_id"), row.lease_owner == owner)
+            .values(
+                attempts=bindparam("attempts"),
+                next_attempt_at=bindparam("next_attempt_at"),
+                delivered_at=bindparam("delivered_at"),
+                failed_at=bindparam("failed_at"),
+                last_error=bindparam("last_error"),
+                lease_owner=None,
+                lease_until=None,
             )
-            .order_by(row.id)
-            .limit(limit)
         )
-        if self._db.dialect == "postgresql":
-            query = query.with_for_update(of=row, skip_locked=True)
-        async with self._db.session() as session:
-            rows = list((await session.scalars(query)).all())
-            for item in rows:
-                item.lease_owner = self.owner
-                item.lease_until = now + lease
-        return rows
+
+    async def claim(self, now: datetime, *, limit: int, lease: timedelta) -> Sequence[Any]:
+        """Up to `limit` due stream heads that nobody holds, leased to this node until `now + lease`
+        (rows with the outbox's columns as attributes, oldest first)."""
+        params = {"now": now, "limit": limit, "until": now + lease}
+        (outcome,) = await self._db.write(Step(self._claim, params))
+        return sorted(outcome.rows, key=lambda row: int(row.id))
 
     async def release(self) -> None:
         """Free the leases this node holds (it is starting: nothing of its earlier life delivers any more)."""
@@ -72,14 +98,25 @@ class OutboxLeases:
                 .values(lease_owner=None, lease_until=None)
             )
 
-    async def record(self, row_id: int, values: Mapping[str, Any]) -> bool:
+    async def record(
+        self,
+        row_id: int,
+        *,
+        attempts: int,
+        next_attempt_at: datetime,
+        delivered_at: datetime | None = None,
+        failed_at: datetime | None = None,
+        last_error: str | None = None,
+    ) -> bool:
         """Write an attempt's outcome and free the lease, if this node still holds it (False if not:
         its lease ran out and another node has the row)."""
-        statement = (
-            update(WebhookOutboxRow)
-            .where(and_(WebhookOutboxRow.id == row_id, WebhookOutboxRow.lease_owner == self.owner))
-            .values(**values, lease_owner=None, lease_until=None)
-        )
-        async with self._db.session() as session:
-            result = await session.execute(statement)
-        return int(getattr(result, "rowcount", 0)) == 1
+        values = {
+            "row_id": row_id,
+            "attempts": attempts,
+            "next_attempt_at": next_attempt_at,
+            "delivered_at": delivered_at,
+            "failed_at": failed_at,
+            "last_error": last_error,
+        }
+        (outcome,) = await self._db.write(Step(self._record, values))
+        return outcome.rowcount == 1

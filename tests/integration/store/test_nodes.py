@@ -73,11 +73,13 @@ async def test_only_stream_heads_are_claimed_and_each_by_one_node(db: Database) 
     assert first == [a1, b1, n1, c1], "only the oldest pending row of each stream is claimable"
     assert await node_b.claim(now(), limit=10, lease=LEASE) == [], "leased heads are not taken twice"
 
-    assert await node_a.record(a1, {"delivered_at": now(), "attempts": 1})
+    assert await node_a.record(a1, attempts=1, next_attempt_at=now(), delivered_at=now())
     assert [row.id for row in await node_b.claim(now(), limit=10, lease=LEASE)] == [a2]
-    assert not await node_a.record(a2, {"delivered_at": now()}), "node-a does not hold a2"
-    assert await node_b.record(a2, {"delivered_at": now()})
-    assert await node_a.record(n1, {"failed_at": now(), "last_error": "gave up"})
+    assert not await node_a.record(a2, attempts=1, next_attempt_at=now(), delivered_at=now()), (
+        "node-a does not hold a2"
+    )
+    assert await node_b.record(a2, attempts=1, next_attempt_at=now(), delivered_at=now())
+    assert await node_a.record(n1, attempts=9, next_attempt_at=now(), failed_at=now(), last_error="gave up")
     assert [row.id for row in await node_b.claim(now(), limit=10, lease=LEASE)] == [n2]
 
 
@@ -88,8 +90,8 @@ async def test_a_lease_that_ran_out_is_taken_over_and_the_late_outcome_is_not_wr
     assert await alive.claim(now(), limit=5, lease=LEASE) == []
     later = now() + timedelta(seconds=2)
     assert [r.id for r in await alive.claim(later, limit=5, lease=LEASE)] == [row_id]
-    assert not await dead.record(row_id, {"delivered_at": now()})
-    assert await alive.record(row_id, {"delivered_at": now()})
+    assert not await dead.record(row_id, attempts=1, next_attempt_at=now(), delivered_at=now())
+    assert await alive.record(row_id, attempts=1, next_attempt_at=now(), delivered_at=now())
 
 
 async def test_a_restarted_node_frees_its_own_leases(db: Database) -> None:

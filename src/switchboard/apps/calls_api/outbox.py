@@ -43,7 +43,7 @@ import httpx
 
 from switchboard.httpapi.urls import UnsafeUrl, UrlPolicy
 from switchboard.store.base import Database
-from switchboard.store.calls_api import WebhookOutboxRow, utc
+from switchboard.store.calls_api import utc
 from switchboard.store.outbox import OutboxLeases
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,8 @@ class Pending:
     created_at: datetime
 
     @classmethod
-    def of(cls, row: WebhookOutboxRow) -> Pending:
+    def of(cls, row: Any) -> Pending:
+        """From a `WebhookOutboxRow` or a row with its columns as attributes."""
         return cls(
             id=row.id,
             subscription_id=row.subscription_id,
@@ -220,11 +221,11 @@ class Outbox:
         """Write the attempt's outcome to the row (delivered, given up, or when to try again)."""
         now = self._now()
         attempts = item.attempts + 1
-        values: dict[str, Any] = {"attempts": attempts}
+        outcome: dict[str, Any] = {"attempts": attempts, "next_attempt_at": item.next_attempt_at}
         if error is None:
-            values["delivered_at"] = now
+            outcome["delivered_at"] = now
         elif (now - item.created_at).total_seconds() >= self._retry.give_up_after:
-            values.update(failed_at=now, last_error=error[:2000])
+            outcome.update(failed_at=now, last_error=error[:2000])
             log.error(
                 "giving up webhook %s (%s of call %s) to %s after %d attempts: %s",
                 item.id,
@@ -236,10 +237,10 @@ class Outbox:
             )
         else:
             retry_at = now + timedelta(seconds=self._retry.delay(attempts))
-            values.update(next_attempt_at=retry_at, last_error=error[:2000])
+            outcome.update(next_attempt_at=retry_at, last_error=error[:2000])
             self._retry_at = min(retry_at, self._retry_at or retry_at)
             log.info("webhook %s to %s failed (attempt %d): %s", item.id, item.url, attempts, error)
-        if not await self._leases.record(item.id, values):
+        if not await self._leases.record(item.id, **outcome):
             log.warning("webhook %s: the lease ran out during the attempt; another node has the row", item.id)
 
     async def _post(self, row: Pending) -> str | None:
