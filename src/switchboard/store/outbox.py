@@ -20,7 +20,7 @@ from sqlalchemy.orm import aliased
 
 from switchboard.store.base import Database
 from switchboard.store.calls_api import WebhookOutboxRow
-from switchboard.store.writes import Step
+from switchboard.store.writes import Outcome, Step
 
 _Head = aliased(WebhookOutboxRow)
 _Earlier = aliased(WebhookOutboxRow)
@@ -82,12 +82,19 @@ class OutboxLeases:
             )
         )
 
-    async def claim(self, now: datetime, *, limit: int, lease: timedelta) -> Sequence[Any]:
-        """Up to `limit` due stream heads that nobody holds, leased to this node until `now + lease`
-        (rows with the outbox's columns as attributes, oldest first)."""
-        params = {"now": now, "limit": limit, "until": now + lease}
-        (outcome,) = await self._db.write(Step(self._claim, params))
+    def claim_step(self, now: datetime, *, limit: int, lease: timedelta) -> Step:
+        """A write step that leases up to `limit` due stream heads nobody holds to this node until
+        `now + lease`; run it with other steps to claim in their transaction (`claimed` reads it)."""
+        return Step(self._claim, {"now": now, "limit": limit, "until": now + lease})
+
+    @staticmethod
+    def claimed(outcome: Outcome) -> list[Any]:
+        """The rows a claim step leased (with the outbox's columns as attributes), oldest first."""
         return sorted(outcome.rows, key=lambda row: int(row.id))
+
+    async def claim(self, now: datetime, *, limit: int, lease: timedelta) -> Sequence[Any]:
+        (outcome,) = await self._db.write(self.claim_step(now, limit=limit, lease=lease))
+        return self.claimed(outcome)
 
     async def release(self) -> None:
         """Free the leases this node holds (it is starting: nothing of its earlier life delivers any more)."""
@@ -98,7 +105,7 @@ class OutboxLeases:
                 .values(lease_owner=None, lease_until=None)
             )
 
-    async def record(
+    def record_step(
         self,
         row_id: int,
         *,
@@ -107,9 +114,9 @@ class OutboxLeases:
         delivered_at: datetime | None = None,
         failed_at: datetime | None = None,
         last_error: str | None = None,
-    ) -> bool:
-        """Write an attempt's outcome and free the lease, if this node still holds it (False if not:
-        its lease ran out and another node has the row)."""
+    ) -> Step:
+        """A write step for an attempt's outcome that frees the lease, if this node still holds it
+        (its rowcount is 0 if not: the lease ran out and another node has the row)."""
         values = {
             "row_id": row_id,
             "attempts": attempts,
@@ -118,5 +125,8 @@ class OutboxLeases:
             "failed_at": failed_at,
             "last_error": last_error,
         }
-        (outcome,) = await self._db.write(Step(self._record, values))
-        return outcome.rowcount == 1
+        return Step(self._record, values)
+
+    async def record(self, row_id: int, **outcome: Any) -> bool:
+        (result,) = await self._db.write(self.record_step(row_id, **outcome))
+        return result.rowcount == 1

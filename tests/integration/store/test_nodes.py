@@ -141,8 +141,8 @@ def live_call(call_id: str, state: CallState = CallState.ESTABLISHED) -> Call:
 
 async def test_call_owners_name_the_other_live_node(db: Database) -> None:
     here, there = SqlNodes(db, "node-a", timeout_s=10), SqlNodes(db, "node-b", timeout_s=10)
-    await here.heartbeat("http://127.0.0.1:1001", now())
     await there.heartbeat("http://127.0.0.1:1002", now())
+    await here.heartbeat("http://127.0.0.1:1001", now())  # sees node-b: calls may be elsewhere
     await SqlCallRepository(db, "node-b").save(live_call("on-b"))
     await SqlCallRepository(db, "node-a").save(live_call("on-a"))
     await SqlCallRepository(db, "node-b").save(live_call("ended", CallState.FINISHED))
@@ -162,6 +162,13 @@ async def test_call_owners_name_the_other_live_node(db: Database) -> None:
     await there.heartbeat("http://127.0.0.1:1002", now() - timedelta(seconds=11))
     stale = await here.of_call("on-b")
     assert stale is not None and not stale.alive
+
+
+async def test_a_node_alone_looks_nothing_up(db: Database) -> None:
+    await SqlCallRepository(db, "node-b").save(live_call("on-b"))
+    alone = SqlNodes(db, "node-a", timeout_s=10)
+    await alone.heartbeat("http://127.0.0.1:1001", now())
+    assert await alone.of_call("on-b") is None, "no other node in the directory: nothing is elsewhere"
 
 
 async def test_a_dead_node_is_claimed_once_and_what_it_held_is_freed(db: Database) -> None:

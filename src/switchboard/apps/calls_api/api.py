@@ -147,9 +147,7 @@ class CallsApi:
                 for target in targets
             ]
             steps.append(Step(self._insert_outbox, rows))
-        await self._ctx.db.write(*steps)
-        if rows:
-            self._outbox.wake()
+        await self._outbox.write(*steps)
 
     def _recording(self, event: ev.RecordingReady) -> tuple[dict[str, Any], dict[str, Any]]:
         """The recording's row, and what its event's webhook adds (`recording`)."""

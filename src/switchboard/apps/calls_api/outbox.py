@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import heapq
 import hmac
 import logging
 import random
@@ -45,6 +46,7 @@ from switchboard.httpapi.urls import UnsafeUrl, UrlPolicy
 from switchboard.store.base import Database
 from switchboard.store.calls_api import utc
 from switchboard.store.outbox import OutboxLeases
+from switchboard.store.writes import Outcome, Step
 
 log = logging.getLogger(__name__)
 
@@ -134,11 +136,12 @@ class Pending:
 class Outbox:
     """Delivers stored events (`run`, the one background task).
 
-    The table is the record and the queue: the loop claims due stream heads with a lease
-    (`store.outbox.OutboxLeases`), delivers them, and writes each attempt's outcome to its row, which
-    frees the lease and makes the stream's next row claimable. `wake` (rows were committed here, a
-    stream moved on) claims at once; rows stored by other nodes, retries that come due and leases that
-    ran out are found by looking every `poll_s`.
+    The table is the record and the queue: due stream heads are claimed with a lease
+    (`store.outbox.OutboxLeases`), delivered, and each attempt's outcome is written to its row, which
+    frees the lease and makes the stream's next row claimable. Claims ride on the writes that make rows
+    claimable: `write` stores new rows and claims in the same transaction, and so does each attempt's
+    outcome; rows stored by other nodes, retries that come due and leases that ran out are found by
+    looking every `poll_s`.
     """
 
     def __init__(
@@ -154,6 +157,7 @@ class Outbox:
         concurrency: int = 16,
         poll_s: float = 1.0,
     ) -> None:
+        self._db = db
         self._leases = OutboxLeases(db, owner)
         self._http = http
         self._profiles = profiles
@@ -164,48 +168,68 @@ class Outbox:
         self._poll_s = poll_s
         self._wake = asyncio.Event()
         self._inflight: set[int] = set()
-        self._retry_at: datetime | None = None
+        self._reserved = 0
+        self._retries: list[datetime] = []
+        """When this node's failed attempts come due (a heap): the loop looks then."""
+        self._tasks: asyncio.TaskGroup | None = None
 
     def wake(self) -> None:
-        """Rows were committed (or a stream moved on): claim and deliver now."""
+        """Rows were committed elsewhere: claim and deliver now."""
         self._wake.set()
+
+    async def write(self, *steps: Step) -> list[Outcome]:
+        """Run `steps` (which store rows) and claim what is due in the same transaction; claimed rows
+        are delivered at once. Returns the outcomes of `steps`."""
+        free = self._concurrency - len(self._inflight) - self._reserved
+        if self._tasks is None or free <= 0:
+            outcomes = await self._db.write(*steps)
+            self._wake.set()
+            return outcomes
+        claim = self._leases.claim_step(self._now(), limit=free, lease=timedelta(seconds=self._retry.lease))
+        self._reserved += free
+        try:
+            outcomes = await self._db.write(*steps, claim)
+        finally:
+            self._reserved -= free
+        for row in self._leases.claimed(outcomes[-1]):
+            item = Pending.of(row)
+            self._inflight.add(item.id)
+            self._tasks.create_task(self._attempt(item))
+        return outcomes[:-1]
 
     async def run(self) -> None:
         """Deliver pending rows until cancelled. Each stream has at most one attempt in flight (only
         its head can be claimed); attempts run as tasks of this loop's TaskGroup, so a slow receiver
         delays nothing but its own stream."""
         await self._leases.release()
-        async with asyncio.TaskGroup() as tg:
-            while True:
-                self._wake.clear()
-                await self._claim(tg)
-                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation that
-                # arrives as the wait completes, and this loop would never stop.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._next_look()):
-                        await self._wake.wait()
+        async with asyncio.TaskGroup() as tasks:
+            self._tasks = tasks
+            try:
+                await self._look_forever()
+            finally:
+                self._tasks = None
 
-    def _next_look(self) -> float:
-        wait = self._poll_s
-        if self._retry_at is not None:
-            wait = min(wait, max(0.0, (self._retry_at - self._now()).total_seconds()))
-            self._retry_at = None
-        return wait
+    async def _look_forever(self) -> None:
+        while True:
+            self._wake.clear()
+            looked_at = self._now()
+            try:
+                await self.write()
+            except Exception:
+                log.exception("claiming webhook events to deliver failed")
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation that
+            # arrives as the wait completes, and this loop would never stop.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._next_look(looked_at)):
+                    await self._wake.wait()
 
-    async def _claim(self, tg: asyncio.TaskGroup) -> None:
-        free = self._concurrency - len(self._inflight)
-        if free <= 0:
-            return
-        lease = timedelta(seconds=self._retry.lease)
-        try:
-            rows = await self._leases.claim(self._now(), limit=free, lease=lease)
-        except Exception:
-            log.exception("claiming webhook events to deliver failed")
-            return
-        for row in rows:
-            item = Pending.of(row)
-            self._inflight.add(item.id)
-            tg.create_task(self._attempt(item))
+    def _next_look(self, looked_at: datetime) -> float:
+        """Seconds until the next retry falls due (one due since `looked_at`: now), at most `poll_s`."""
+        while self._retries and self._retries[0] <= looked_at:
+            heapq.heappop(self._retries)
+        if not self._retries:
+            return self._poll_s
+        return max(0.0, min(self._poll_s, (self._retries[0] - self._now()).total_seconds()))
 
     async def _attempt(self, item: Pending) -> None:
         try:
@@ -213,12 +237,13 @@ class Outbox:
             await self._record(item, error)
         except Exception:
             log.exception("webhook %s: delivery attempt failed unexpectedly", item.id)
+            self._wake.set()
         finally:
             self._inflight.discard(item.id)
-            self._wake.set()
 
     async def _record(self, item: Pending, error: str | None) -> None:
-        """Write the attempt's outcome to the row (delivered, given up, or when to try again)."""
+        """Write the attempt's outcome to the row (delivered, given up, or when to try again), and
+        claim what that made due (the stream's next row) in the same transaction."""
         now = self._now()
         attempts = item.attempts + 1
         outcome: dict[str, Any] = {"attempts": attempts, "next_attempt_at": item.next_attempt_at}
@@ -238,9 +263,12 @@ class Outbox:
         else:
             retry_at = now + timedelta(seconds=self._retry.delay(attempts))
             outcome.update(next_attempt_at=retry_at, last_error=error[:2000])
-            self._retry_at = min(retry_at, self._retry_at or retry_at)
+            heapq.heappush(self._retries, retry_at)
+            self._wake.set()  # the loop sets its timer for it
             log.info("webhook %s to %s failed (attempt %d): %s", item.id, item.url, attempts, error)
-        if not await self._leases.record(item.id, **outcome):
+        self._inflight.discard(item.id)
+        (written,) = await self.write(self._leases.record_step(item.id, **outcome))
+        if written.rowcount != 1:
             log.warning("webhook %s: the lease ran out during the attempt; another node has the row", item.id)
 
     async def _post(self, row: Pending) -> str | None:
