@@ -1,7 +1,8 @@
 """A call's API requests reach the node that carries the call (`ForwardingMiddleware`).
 
-With several nodes on one database, an application may send `/calls/1/calls/{callId}/...` or
-`/calls/1/dialogs/{dialogId}/...` to any of them. A node that does not carry the call (it is live on
+With several nodes on one database, an application may send `/calls/1/calls/{callId}/...`,
+`/calls/1/dialogs/{dialogId}/...` or a new dialog (`POST /calls/1/dialogs`, by its `parentCallId`) to
+any of them. A node that does not carry the call (it is live on
 another node, by `calls.node_id`) passes the request on to the carrier's internal URL with the same
 method, path, query, headers (the API key included) and body, and answers with the carrier's answer.
 When the carrier stopped answering, an action gets a 503 saying so (its calls are being ended by a live
@@ -14,6 +15,7 @@ nothing is looked up for a call live on this node.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Callable
@@ -21,7 +23,7 @@ from collections.abc import Callable
 import httpx
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from switchboard.core.nodes import CallOwner, CallOwners
 from switchboard.httpapi.errors import error_response
@@ -59,14 +61,16 @@ class ForwardingMiddleware:
             await self.app(scope, receive, send)
             return
         request = Request(scope, receive)
-        owner = await self._owner(request)
+        body: list[bytes] = []
+        owner = await self._owner(request, body)
         response = None if owner is None else await self._forward(request, owner)
         if response is None:
-            await self.app(scope, receive, send)
+            await self.app(scope, _replay(request, body[0]) if body else receive, send)
             return
         await response(scope, receive, send)
 
-    async def _owner(self, request: Request) -> CallOwner | None:
+    async def _owner(self, request: Request, body: list[bytes]) -> CallOwner | None:
+        """The other node that carries the request's call; `body` gets the body if it was read."""
         if FORWARDED_BY in request.headers:
             return None
         path = request.url.path
@@ -75,6 +79,14 @@ class ForwardingMiddleware:
             if self._is_local(call_id) or not self._authorized(request):
                 return None
             return await self._owners.of_call(call_id)
+        if path == "/calls/1/dialogs" and request.method == "POST":
+            if not self._authorized(request):
+                return None
+            body.append(await request.body())
+            parent = _parent_call_id(body[0])
+            if parent is None or self._is_local(parent):
+                return None
+            return await self._owners.of_call(parent)
         if (match := _DIALOG.match(path)) and match["id"] not in _NOT_IDS:
             if not self._authorized(request):
                 return None
@@ -120,3 +132,27 @@ class ForwardingMiddleware:
             k: v for k, v in answer.headers.items() if k.lower() not in _HOP_BY_HOP | {"content-encoding"}
         }
         return Response(answer.content, status_code=answer.status_code, headers=kept)
+
+
+def _parent_call_id(body: bytes) -> str | None:
+    """`parentCallId` of a dialog request, if the body names one (else the route answers the error)."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    parent = data.get("parentCallId") if isinstance(data, dict) else None
+    return parent if isinstance(parent, str) and parent else None
+
+
+def _replay(request: Request, body: bytes) -> Receive:
+    """A `receive` that gives the body already read from `request`, for the app behind."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return await request.receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive

@@ -4,9 +4,10 @@ path, query, key and body); a dead carrier gives a 503 that says the call is bei
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from switchboard.core.nodes import CallOwner
 from switchboard.httpapi.auth import ApiKey, Scope, api_key_check
@@ -48,6 +49,10 @@ def local_app() -> FastAPI:
     @app.get("/calls/1/calls/history")
     async def history() -> dict[str, str]:
         return {"answeredBy": "local"}
+
+    @app.post("/calls/1/dialogs")
+    async def create_dialog(request: Request) -> dict[str, Any]:
+        return {"answeredBy": "local", "body": await request.json()}
 
     @app.post("/calls/1/dialogs/{dialog_id}/hangup")
     async def hangup(dialog_id: str) -> dict[str, str]:
@@ -98,6 +103,18 @@ async def test_a_dialog_goes_to_the_node_of_its_parent_call() -> None:
     async with client(Owners({}, {"d1": B}), seen) as api:
         answer = await api.post("/calls/1/dialogs/d1/hangup")
     assert answer.json() == {"answeredBy": "node-b"} and seen[0].url.path == "/calls/1/dialogs/d1/hangup"
+
+
+async def test_a_new_dialog_goes_to_the_node_of_its_parent_call() -> None:
+    seen: list[httpx.Request] = []
+    body = {"parentCallId": "c1", "childCallRequest": {"endpoint": {"type": "WEBRTC"}}}
+    async with client(Owners({"c1": B}), seen) as api:
+        forwarded = await api.post("/calls/1/dialogs", json=body)
+        local = await api.post("/calls/1/dialogs", json={**body, "parentCallId": "here"})
+    assert forwarded.json() == {"answeredBy": "node-b"} and json.loads(seen[0].content) == body
+    assert local.json() == {"answeredBy": "local", "body": {**body, "parentCallId": "here"}}, (
+        "the body read to find the parent call reaches the local route whole"
+    )
 
 
 async def test_a_dead_carrier_gets_a_503_naming_it() -> None:
