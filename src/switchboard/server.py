@@ -22,6 +22,10 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import RedirectResponse
 
 from switchboard.apps.calls_api import CallsApi, RetryPolicy
+from switchboard.channels.sip.api import build_router as sip_trunks_router
+from switchboard.channels.sip.trunks import NoRegistrations, Registrations, TrunkDirectory
+from switchboard.channels.websocket.api import build_router as media_stream_configs_router
+from switchboard.channels.websocket.configs import MediaStreamConfigs
 from switchboard.channels.whatsapp.api import build_admin_router as whatsapp_admin_router
 from switchboard.channels.whatsapp.api import build_router as whatsapp_api_router
 from switchboard.channels.whatsapp.channel import WhatsAppChannel
@@ -164,6 +168,9 @@ class Components:
     peers: httpx.AsyncClient
     """Talks to the other nodes (forwarded requests); not the guarded client: nodes are internal."""
     clock: LoopClock
+    trunks: TrunkDirectory
+    media_stream_configs: MediaStreamConfigs
+    registrations: Registrations = field(default_factory=NoRegistrations)
     bound_url: str | None = None
     """http://host:port as bound (set by `Server`), the default internal URL."""
 
@@ -178,7 +185,8 @@ class Components:
             resolver=overrides.resolver or system_resolver,
         )
         http = guarded_client(urls, overrides.network)
-        senders = SenderDirectory(SqlChannelRecords(db))
+        records = SqlChannelRecords(db)
+        senders = SenderDirectory(records)
         permission_repository = SqlPermissionRepository(db)
         bus = InProcessEventBus()
         media = overrides.media or build_media(settings)
@@ -244,6 +252,8 @@ class Components:
             nodes,
             httpx.AsyncClient(),
             clock,
+            trunks=TrunkDirectory(records),
+            media_stream_configs=MediaStreamConfigs(records),
         )
 
     def body_limits(self) -> list[BodyLimit]:
@@ -266,6 +276,10 @@ class Components:
         app.include_router(self.webhooks.router)
         app.include_router(self.calls_api.router, dependencies=application)
         app.include_router(whatsapp_api_router(self.permissions), dependencies=application)
+        app.include_router(sip_trunks_router(self.trunks, self.registrations), dependencies=application)
+        app.include_router(
+            media_stream_configs_router(self.media_stream_configs, urls=self.urls), dependencies=application
+        )
         app.include_router(whatsapp_admin_router(self.senders, urls=self.urls), dependencies=admin)
 
     def forwarding(self, app: FastAPI) -> None:
