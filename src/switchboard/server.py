@@ -22,6 +22,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import RedirectResponse
 
 from switchboard.apps.calls_api import CallsApi, RetryPolicy
+from switchboard.apps.routing import CallRouting
 from switchboard.channels.whatsapp.api import build_admin_router as whatsapp_admin_router
 from switchboard.channels.whatsapp.api import build_router as whatsapp_api_router
 from switchboard.channels.whatsapp.channel import WhatsAppChannel
@@ -58,6 +59,7 @@ from switchboard.store import (
 )
 from switchboard.store.audio import SqlAudioStore
 from switchboard.store.jobs import SqlJobQueue
+from switchboard.store.routing import SqlRouteRepository, SqlRoutingRecordings
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +154,7 @@ class Components:
     control: CallControl
     media: MediaEngine
     calls_api: CallsApi
+    routing: CallRouting
     senders: SenderDirectory
     permissions: WhatsAppPermissions
     webhooks: WhatsAppWebhooks
@@ -215,6 +218,7 @@ class Components:
         )
         control.register_application(calls_api)
         bus.subscribe(calls_api.on_event, durable=True)
+        routing = CallRouting(SqlRouteRepository(db), SqlRoutingRecordings(db), urls=urls)
         webhooks = WhatsAppWebhooks(control, senders, control.jobs, permissions)
         control.jobs.register(webhooks)
         return cls(
@@ -224,6 +228,7 @@ class Components:
             control,
             media,
             calls_api,
+            routing,
             senders,
             permissions,
             webhooks,
@@ -250,6 +255,7 @@ class Components:
         admin = [Depends(api_key_dependency(keys, Scope.ADMIN))]
         app.include_router(self.webhooks.router)
         app.include_router(self.calls_api.router, dependencies=application)
+        app.include_router(self.routing.router, dependencies=application)
         app.include_router(whatsapp_api_router(self.permissions), dependencies=application)
         app.include_router(whatsapp_admin_router(self.senders, urls=self.urls), dependencies=admin)
 
