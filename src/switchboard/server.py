@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpcore
 import httpx
@@ -218,7 +219,16 @@ class Components:
         )
         control.register_application(calls_api)
         bus.subscribe(calls_api.on_event, durable=True)
-        routing = CallRouting(SqlRouteRepository(db), SqlRoutingRecordings(db), urls=urls)
+        routing = CallRouting(
+            control,
+            SqlRouteRepository(db),
+            SqlRoutingRecordings(db),
+            http=http,
+            urls=urls,
+            time_zone=ZoneInfo(settings.routing.time_zone),
+        )
+        control.register_application(routing)
+        bus.subscribe(routing.on_event)
         webhooks = WhatsAppWebhooks(control, senders, control.jobs, permissions)
         control.jobs.register(webhooks)
         return cls(
@@ -271,6 +281,7 @@ class Components:
                 runners = [
                     tasks.create_task(self.control.run()),
                     tasks.create_task(self.calls_api.run()),
+                    tasks.create_task(self.routing.run()),
                 ]
                 await self.control.started()
                 await self.control.recover()
