@@ -2,19 +2,25 @@
 the recordings made on routed calls.
 
 Criteria and destinations are JSON as the API validated them; the application owns their shape.
-Reordering reads and rewrites every route's order in one transaction (a business has tens of routes).
+Reordering reads and rewrites every route's order in one transaction (a business has tens of routes):
+first to negative placeholders, then to their places, so the unique index on the order holds at every
+step. Changes of one server are serialised; one that raced another server's (a duplicate order, a row
+gone meanwhile) is retried on fresh rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, DateTime, Integer, String, Text, delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm.exc import StaleDataError
 
 from switchboard.store.base import Base, Database
 from switchboard.store.views import CachedView
@@ -26,8 +32,8 @@ class RouteRow(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(16))
-    position: Mapped[int] = mapped_column(Integer, index=True)
-    """The route's `order` (1 is tried first)."""
+    position: Mapped[int] = mapped_column(Integer, index=True, unique=True)
+    """The route's `order` (1 is tried first); unique, so concurrent changes cannot share one."""
     criteria: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     destinations: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -133,10 +139,25 @@ class RecordingFilter:
     start_before: datetime | None = None
 
 
+T = TypeVar("T")
+ATTEMPTS = 5
+
+
+async def _retried(lock: asyncio.Lock, change: Callable[[], Awaitable[T]]) -> T:
+    async with lock:
+        for _ in range(ATTEMPTS - 1):
+            try:
+                return await change()
+            except (IntegrityError, StaleDataError):
+                continue
+        return await change()
+
+
 class SqlRouteRepository:
     def __init__(self, db: Database, *, max_age_s: float = 5.0) -> None:
         self._db = db
         self._view = CachedView(self._load, max_age_s=max_age_s)
+        self._changing = asyncio.Lock()
 
     async def _load(self) -> list[RouteRecord]:
         async with self._db.session() as s:
@@ -153,22 +174,26 @@ class SqlRouteRepository:
         criteria: Sequence[Mapping[str, Any]],
         destinations: Sequence[Mapping[str, Any]],
     ) -> RouteRecord:
-        now = datetime.now(UTC)
-        async with self._db.session() as s:
-            last = await s.scalar(select(func.max(RouteRow.position)))
-            row = RouteRow(
-                id=route_id,
-                name=name,
-                status="ENABLED",
-                position=(last or 0) + 1,
-                criteria=[dict(c) for c in criteria],
-                destinations=[dict(d) for d in destinations],
-                created_at=now,
-                updated_at=now,
-            )
-            s.add(row)
+        async def insert() -> RouteRecord:
+            now = datetime.now(UTC)
+            async with self._db.session() as s:
+                last = await s.scalar(select(func.max(RouteRow.position)))
+                row = RouteRow(
+                    id=route_id,
+                    name=name,
+                    status="ENABLED",
+                    position=(last or 0) + 1,
+                    criteria=[dict(c) for c in criteria],
+                    destinations=[dict(d) for d in destinations],
+                    created_at=now,
+                    updated_at=now,
+                )
+                s.add(row)
+            return RouteRecord.of(row)
+
+        record = await _retried(self._changing, insert)
         self._view.invalidate()
-        return RouteRecord.of(row)
+        return record
 
     async def page(
         self, *, name_contains: str | None, page: int, size: int
@@ -223,35 +248,46 @@ class SqlRouteRepository:
         return list(await s.scalars(query))
 
     @staticmethod
-    def _renumber(rows: list[RouteRow]) -> None:
-        for position, row in enumerate(rows, start=1):
-            if row.position != position:
-                row.position = position
+    async def _renumber(s: AsyncSession, rows: list[RouteRow]) -> None:
+        changed = [(row, place) for place, row in enumerate(rows, start=1) if row.position != place]
+        for row, place in changed:
+            row.position = -place
+        await s.flush()
+        for row, place in changed:
+            row.position = place
 
     async def set_order(self, route_id: str, order: int) -> RouteRecord | None:
-        async with self._db.session() as s:
-            rows = await self._ordered(s)
-            moved = next((r for r in rows if r.id == route_id), None)
-            if moved is None:
-                return None
-            rows.remove(moved)
-            rows.insert(min(order, len(rows) + 1) - 1, moved)
-            self._renumber(rows)
-            moved.updated_at = datetime.now(UTC)
-            record = RouteRecord.of(moved)
+        async def move() -> RouteRecord | None:
+            async with self._db.session() as s:
+                rows = await self._ordered(s)
+                moved = next((r for r in rows if r.id == route_id), None)
+                if moved is None:
+                    return None
+                rows.remove(moved)
+                rows.insert(min(order, len(rows) + 1) - 1, moved)
+                await self._renumber(s, rows)
+                moved.updated_at = datetime.now(UTC)
+            return RouteRecord.of(moved)
+
+        record = await _retried(self._changing, move)
         self._view.invalidate()
         return record
 
     async def delete(self, route_id: str) -> RouteRecord | None:
-        async with self._db.session() as s:
-            rows = await self._ordered(s)
-            gone = next((r for r in rows if r.id == route_id), None)
-            if gone is None:
-                return None
-            record = RouteRecord.of(gone)
-            await s.delete(gone)
-            rows.remove(gone)
-            self._renumber(rows)
+        async def remove() -> RouteRecord | None:
+            async with self._db.session() as s:
+                rows = await self._ordered(s)
+                gone = next((r for r in rows if r.id == route_id), None)
+                if gone is None:
+                    return None
+                record = RouteRecord.of(gone)
+                await s.delete(gone)
+                await s.flush()
+                rows.remove(gone)
+                await self._renumber(s, rows)
+            return record
+
+        record = await _retried(self._changing, remove)
         self._view.invalidate()
         return record
 

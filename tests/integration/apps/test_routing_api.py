@@ -4,6 +4,7 @@ field in the Call Routing error shape, and orders kept unique and dense."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -210,3 +211,17 @@ async def test_recordings_search_filters_and_pages_when_empty(tmp_path: Path) ->
         assert (
             await h.client.delete("/callrouting/1/recordings", params={"correlationId": "x"})
         ).status_code == 404
+
+
+async def test_concurrent_changes_keep_orders_unique_and_dense(tmp_path: Path) -> None:
+    endpoint = {"type": "ENDPOINT", "value": {"type": "SIP", "sipTrunkId": "pbx"}}
+    async with running_harness(tmp_path) as h:
+        created = await asyncio.gather(*(create(h.client, route(f"r{i}", [], [endpoint])) for i in range(12)))
+        ids = [c["id"] for c in created]
+        changes = [h.client.patch(f"{ROUTES}/{ids[i]}", json={"order": 12 - i}) for i in range(0, 12, 2)]
+        changes += [h.client.delete(f"{ROUTES}/{ids[i]}") for i in range(1, 12, 4)]
+        changes += [h.client.post(ROUTES, json=route("late", [], [endpoint])) for _ in range(3)]
+        responses = await asyncio.gather(*changes)
+        assert all(r.status_code in (200, 201) for r in responses), [r.text for r in responses]
+        page = (await h.client.get(ROUTES, params={"size": 100})).json()
+        assert [r["order"] for r in page["results"]] == list(range(1, 12 - 3 + 3 + 1))

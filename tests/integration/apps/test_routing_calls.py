@@ -1,7 +1,8 @@
 """Routing calls at call time, on the running server with the WhatsApp channel's signalling and the media
 engine faked at the edges (`support.calls_api_harness`): failover on an unavailable channel, a missing
-call permission, busy and no answer; time windows; URL destinations (signed); application destinations;
-recordings through a route; the routed call hung up with the last reason."""
+call permission, busy and no answer; time windows; URL destinations (signed; a PHONE endpoint they name
+is refused: no PSTN); application destinations; recordings through a route; the routed call hung up with
+the last reason."""
 
 from __future__ import annotations
 
@@ -199,6 +200,10 @@ async def test_a_url_destination_is_asked_signed_and_names_the_endpoint(tmp_path
         asked.append((dict(request.headers), await request.body()))
         return JSONResponse({"type": "ENDPOINT", "value": {"type": "WHATSAPP", "phoneNumber": ANSWERER}})
 
+    @app.post("/phone")
+    async def a_phone(request: Request) -> JSONResponse:
+        return JSONResponse({"type": "ENDPOINT", "value": {"type": "PHONE", "phoneNumber": "447700900999"}})
+
     served = await serve(app)
     try:
         async with running_harness(tmp_path) as h:
@@ -207,6 +212,7 @@ async def test_a_url_destination_is_asked_signed_and_names_the_endpoint(tmp_path
                 h,
                 [
                     {"type": "URL", "url": f"http://127.0.0.1:{served.port}/missing"},
+                    {"type": "URL", "url": f"http://127.0.0.1:{served.port}/phone"},
                     {
                         "type": "URL",
                         "url": f"http://127.0.0.1:{served.port}/next",
@@ -216,7 +222,8 @@ async def test_a_url_destination_is_asked_signed_and_names_the_endpoint(tmp_path
             )
             parent = await routed_call(h)
             child = await h.control.get_call(await next_dial(h, 1))
-            assert child.to == ANSWERER
+            assert child.to == ANSWERER  # the PHONE endpoint named by a URL was refused: no PSTN
+            assert len(dialled(h)) == 1
             ((headers, body),) = asked
             sent = json.loads(body)
             assert sent["applicationId"] == "CALL_ROUTING" and sent["routeId"] == route_id

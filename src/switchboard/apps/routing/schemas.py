@@ -36,7 +36,7 @@ def pattern(value: str) -> str:
     """A regular expression as written; `ValueError` (naming the problem) if it does not compile."""
     try:
         re.compile(value)
-    except re.error as exc:
+    except (re.error, OverflowError, RecursionError) as exc:
         raise ValueError(f"{value!r} is not a valid regular expression: {exc}") from None
     return value
 

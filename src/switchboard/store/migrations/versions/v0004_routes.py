@@ -32,7 +32,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_routing_routes")),
     )
     with op.batch_alter_table("routing_routes", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_routing_routes_position"), ["position"], unique=False)
+        batch_op.create_index(batch_op.f("ix_routing_routes_position"), ["position"], unique=True)
     op.create_table(
         "routing_recordings",
         sa.Column("file_id", sa.String(length=128), nullable=False),
