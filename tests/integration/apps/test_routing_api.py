@@ -64,6 +64,17 @@ async def test_raw_json_routes_keep_every_kind_and_type(tmp_path: Path) -> None:
         ]
         assert fetched["status"] == "ENABLED" and fetched["order"] == 1
 
+        async def simulate(endpoint: dict[str, Any], to: str = "15550001111") -> int:
+            response = await h.client.post(f"{ROUTES}/simulate", json={"to": to, "endpoint": endpoint})
+            return response.status_code
+
+        vip = {"type": "WHATSAPP", "from": "447700900123", "customData": {"vip": "yes"}}
+        assert await simulate(vip) == 200
+        assert await simulate({**vip, "customData": {"vip": "no"}}) == 404
+        assert await simulate({**vip, "from": "33612345678"}) == 404
+        assert await simulate(vip, to="4930123") == 404
+        assert await simulate({"type": "PHONE", "from": "447700900123"}) == 404
+
 
 async def test_the_pstn_ban_is_enforced_when_a_route_is_saved(tmp_path: Path) -> None:
     phone = {"type": "ENDPOINT", "value": {"type": "PHONE", "phoneNumber": "447700900123"}}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -27,6 +28,8 @@ from switchboard.apps.routing.schemas import (
     RouteStatusRequest,
     SimulateRequest,
     SimulatorSipEndpoint,
+    SimulatorWebRtcEndpoint,
+    SimulatorWhatsAppEndpoint,
     UrlDestination,
 )
 from switchboard.httpapi.errors import ApiError
@@ -40,6 +43,17 @@ Filter = Annotated[str | None, Query(max_length=255)]
 
 def not_found(route_id: str) -> ApiError:
     return ApiError(404, f"routeId: route {route_id!r} not found", violations=(("routeId", "not found"),))
+
+
+def simulated_call(body: SimulateRequest) -> CallFacts:
+    endpoint = body.endpoint
+    facts = CallFacts(endpoint.type, endpoint.from_ or "", body.to or "")
+    match endpoint:
+        case SimulatorSipEndpoint():
+            return replace(facts, sip_trunk_id=endpoint.sip_trunk_id, headers=endpoint.headers or {})
+        case SimulatorWebRtcEndpoint() | SimulatorWhatsAppEndpoint():
+            return replace(facts, custom_data=endpoint.custom_data or {})
+    return facts
 
 
 def build_router(book: RouteBook, recordings: RecordingRepository, urls: UrlPolicy) -> APIRouter:
@@ -76,15 +90,7 @@ def build_router(book: RouteBook, recordings: RecordingRepository, urls: UrlPoli
 
     @router.post("/routes/simulate", response_model=RouteResponse, response_model_exclude_none=True)
     async def simulate(body: SimulateRequest) -> RouteResponse:
-        endpoint = body.endpoint
-        facts = CallFacts(
-            endpoint_type=endpoint.type,
-            from_=endpoint.from_ or "",
-            to=body.to or "",
-            sip_trunk_id=endpoint.sip_trunk_id if isinstance(endpoint, SimulatorSipEndpoint) else None,
-            headers=(endpoint.headers or {}) if isinstance(endpoint, SimulatorSipEndpoint) else {},
-            custom_data=getattr(endpoint, "custom_data", None) or {},
-        )
+        facts = simulated_call(body)
         route = choose_route(await book.all(), facts, use_disabled=body.use_disabled_routes)
         if route is None:
             raise ApiError(404, "no route matches the call", violations=(("endpoint", "no route matches"),))
