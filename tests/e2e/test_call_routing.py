@@ -99,7 +99,10 @@ async def test_failover_to_a_calls_api_application(platform: Platform) -> None:
     await caller.wait_state("TERMINATED")
 
 
-async def test_a_declining_user_is_passed_over_for_one_who_answers(platform: Platform) -> None:
+async def test_a_declining_user_is_passed_over_for_one_who_answers(
+    platform_on_each_database: Platform,
+) -> None:
+    platform = platform_on_each_database
     decliner = platform.emulator.user("15550005555", name="Ed")
     decliner.answer.mode = "decline"
     decliner.answer.delay = 0.2

@@ -2,25 +2,23 @@
 the recordings made on routed calls.
 
 Criteria and destinations are JSON as the API validated them; the application owns their shape.
-Reordering reads and rewrites every route's order in one transaction (a business has tens of routes):
-first to negative placeholders, then to their places, so the unique index on the order holds at every
-step. Changes of one server are serialised; one that raced another server's (a duplicate order, a row
-gone meanwhile) is retried on fresh rows.
+A change of the order (create, move, delete) is serialised against every other, across servers: it
+first locks the table (PostgreSQL) or writes (SQLite, so it holds the one write lock before it reads);
+a move or delete then turns every order into a negative placeholder and gives each route its place, so
+the unique index on the order holds at every step (a business has tens of routes).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text, delete, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import JSON, DateTime, Integer, String, Text, delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
-from sqlalchemy.orm.exc import StaleDataError
 
 from switchboard.store.base import Base, Database
 from switchboard.store.views import CachedView
@@ -139,25 +137,12 @@ class RecordingFilter:
     start_before: datetime | None = None
 
 
-T = TypeVar("T")
-ATTEMPTS = 5
-
-
-async def _retried(lock: asyncio.Lock, change: Callable[[], Awaitable[T]]) -> T:
-    async with lock:
-        for _ in range(ATTEMPTS - 1):
-            try:
-                return await change()
-            except (IntegrityError, StaleDataError):
-                continue
-        return await change()
-
-
 class SqlRouteRepository:
     def __init__(self, db: Database, *, max_age_s: float = 5.0) -> None:
         self._db = db
         self._view = CachedView(self._load, max_age_s=max_age_s)
         self._changing = asyncio.Lock()
+        """Serialises this server's order changes (the database serialises them across servers)."""
 
     async def _load(self) -> list[RouteRecord]:
         async with self._db.session() as s:
@@ -174,24 +159,24 @@ class SqlRouteRepository:
         criteria: Sequence[Mapping[str, Any]],
         destinations: Sequence[Mapping[str, Any]],
     ) -> RouteRecord:
-        async def insert() -> RouteRecord:
-            now = datetime.now(UTC)
-            async with self._db.session() as s:
-                last = await s.scalar(select(func.max(RouteRow.position)))
-                row = RouteRow(
+        now = datetime.now(UTC)
+        last = select(func.coalesce(func.max(RouteRow.position), 0) + 1).scalar_subquery()
+        async with self._changing, self._db.session() as s:
+            await self._lock(s)
+            await s.execute(
+                insert(RouteRow).values(
                     id=route_id,
                     name=name,
                     status="ENABLED",
-                    position=(last or 0) + 1,
+                    position=last,
                     criteria=[dict(c) for c in criteria],
                     destinations=[dict(d) for d in destinations],
                     created_at=now,
                     updated_at=now,
                 )
-                s.add(row)
-            return RouteRecord.of(row)
-
-        record = await _retried(self._changing, insert)
+            )
+            row = await s.get_one(RouteRow, route_id)
+            record = RouteRecord.of(row)
         self._view.invalidate()
         return record
 
@@ -242,52 +227,48 @@ class SqlRouteRepository:
         self._view.invalidate()
         return record
 
-    @staticmethod
-    async def _ordered(s: AsyncSession) -> list[RouteRow]:
-        query = select(RouteRow).order_by(RouteRow.position, RouteRow.created_at).with_for_update()
-        return list(await s.scalars(query))
+    async def _lock(self, s: AsyncSession) -> None:
+        if self._db.dialect == "postgresql":
+            await s.execute(text("LOCK TABLE routing_routes IN EXCLUSIVE MODE"))
+
+    async def _placeholders(self, s: AsyncSession) -> list[RouteRow]:
+        """Every route in order, each order turned into a negative placeholder (and the table locked)."""
+        await self._lock(s)
+        await s.execute(update(RouteRow).values(position=-RouteRow.position))
+        return list(await s.scalars(select(RouteRow).order_by(RouteRow.position.desc(), RouteRow.created_at)))
 
     @staticmethod
-    async def _renumber(s: AsyncSession, rows: list[RouteRow]) -> None:
-        changed = [(row, place) for place, row in enumerate(rows, start=1) if row.position != place]
-        for row, place in changed:
-            row.position = -place
-        await s.flush()
-        for row, place in changed:
+    def _place(rows: list[RouteRow]) -> None:
+        for place, row in enumerate(rows, start=1):
             row.position = place
 
     async def set_order(self, route_id: str, order: int) -> RouteRecord | None:
-        async def move() -> RouteRecord | None:
-            async with self._db.session() as s:
-                rows = await self._ordered(s)
-                moved = next((r for r in rows if r.id == route_id), None)
-                if moved is None:
-                    return None
-                rows.remove(moved)
-                rows.insert(min(order, len(rows) + 1) - 1, moved)
-                await self._renumber(s, rows)
-                moved.updated_at = datetime.now(UTC)
-            return RouteRecord.of(moved)
-
-        record = await _retried(self._changing, move)
+        async with self._changing, self._db.session() as s:
+            rows = await self._placeholders(s)
+            moved = next((r for r in rows if r.id == route_id), None)
+            if moved is None:
+                self._place(rows)
+                return None
+            rows.remove(moved)
+            rows.insert(min(order, len(rows) + 1) - 1, moved)
+            self._place(rows)
+            moved.updated_at = datetime.now(UTC)
+            await s.flush()
+            record = RouteRecord.of(moved)
         self._view.invalidate()
         return record
 
     async def delete(self, route_id: str) -> RouteRecord | None:
-        async def remove() -> RouteRecord | None:
-            async with self._db.session() as s:
-                rows = await self._ordered(s)
-                gone = next((r for r in rows if r.id == route_id), None)
-                if gone is None:
-                    return None
-                record = RouteRecord.of(gone)
+        async with self._changing, self._db.session() as s:
+            rows = await self._placeholders(s)
+            gone = next((r for r in rows if r.id == route_id), None)
+            record = None
+            if gone is not None:
+                record = replace(RouteRecord.of(gone), order=rows.index(gone) + 1)
+                rows.remove(gone)
                 await s.delete(gone)
                 await s.flush()
-                rows.remove(gone)
-                await self._renumber(s, rows)
-            return record
-
-        record = await _retried(self._changing, remove)
+            self._place(rows)
         self._view.invalidate()
         return record
 

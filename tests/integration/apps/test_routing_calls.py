@@ -297,3 +297,26 @@ async def test_recordings_of_routed_calls(tmp_path: Path) -> None:
         deleted = await h.client.delete("/callrouting/1/recordings", params={"correlationId": parent})
         assert deleted.status_code == 200
         assert (await h.client.get(f"/callrouting/1/recordings/files/{file['id']}")).status_code == 404
+
+
+async def test_the_caller_hanging_up_ends_the_destination_ringing(tmp_path: Path) -> None:
+    async with running_harness(tmp_path) as h:
+        await h.grant_permission(ANSWERER)
+        await add_route(
+            h,
+            [
+                {
+                    "type": "ENDPOINT",
+                    "value": {"type": "WHATSAPP", "from": "15559999999", "phoneNumber": ANSWERER},
+                },
+                whatsapp(ANSWERER),
+            ],
+        )
+        parent = await routed_call(h)
+        child = await h.control.get_call(await next_dial(h, 1))
+        assert child.from_ == SENDER_NUMBER  # the first destination's `from` is no sender of this server
+        caller = await h.control.get_call(parent)
+        await h.control.remote_hangup(caller.peer_call_id or "")
+        await ended(h, child.id)
+        assert ("terminate", child.id) in h.channel.ops
+        assert len(dialled(h)) == 1
