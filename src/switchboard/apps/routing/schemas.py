@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -49,6 +49,8 @@ CustomData = dict[
 
 
 def format_time(value: datetime) -> str:
+    """Infobip's timestamp format: ISO-8601 in UTC, milliseconds, `+0000` offset."""
+    value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}+0000"
 
 

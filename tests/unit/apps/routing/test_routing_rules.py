@@ -6,6 +6,7 @@ import random
 from collections import Counter
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import TypeAdapter, ValidationError
@@ -22,6 +23,7 @@ from switchboard.apps.routing.schemas import (
     RouteResponse,
     RouteStatus,
     TimeWindow,
+    format_time,
 )
 
 SIP = {"type": "ENDPOINT", "value": {"type": "SIP", "sipTrunkId": "pbx"}}
@@ -184,3 +186,8 @@ def test_route_validation() -> None:
     with pytest.raises(ValidationError):
         RouteRequest.model_validate({"name": "r", "destinations": [SIP] * 11})
     assert RouteStatus("DISABLED") is RouteStatus.DISABLED
+
+
+def test_times_are_written_in_utc() -> None:
+    berlin = datetime(2026, 12, 4, 10, 30, 5, 250000, tzinfo=ZoneInfo("Europe/Berlin"))
+    assert format_time(berlin) == "2026-12-04T09:30:05.250+0000"
