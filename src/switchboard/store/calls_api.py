@@ -101,18 +101,3 @@ class WebhookOutboxRow(Base):
     """Set when delivery was given up (retries exhausted)."""
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-class MediaStreamConfigRow(Base):
-    """A media-stream configuration (`/calls/1/media-stream-configs`)."""
-
-    __tablename__ = "calls_api_media_stream_configs"
-
-    id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    type: Mapped[str] = mapped_column(String(32))
-    name: Mapped[str] = mapped_column(String(128))
-    url: Mapped[str] = mapped_column(Text)
-    sample_rate: Mapped[str | None] = mapped_column(String(8))
-    security_config: Mapped[str | None] = mapped_column(Text)
-    """JSON of a MEDIA_STREAMING configuration's `securityConfig`, as given (write-only)."""
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -22,7 +22,7 @@ import httpx
 from fastapi import APIRouter
 from sqlalchemy import insert
 
-from switchboard.apps.calls_api import calls, configurations, files, media_streams
+from switchboard.apps.calls_api import calls, configurations, files
 from switchboard.apps.calls_api.configuration_ids import ConfigurationIds
 from switchboard.apps.calls_api.context import Context
 from switchboard.apps.calls_api.mapping import (
@@ -97,7 +97,6 @@ class CallsApi:
         self.router.include_router(configurations.build_router(self._ctx))
         self.router.include_router(calls.build_router(self._ctx))
         self.router.include_router(files.build_router(self._ctx))
-        self.router.include_router(media_streams.build_router(self._ctx))
 
     action = InboundAction.SUBSCRIPTION
     """The inbound action this application takes (`core.ports.Application`)."""

@@ -1,4 +1,4 @@
-"""call routing: routes and the recordings made on routed calls; media-stream configurations
+"""call routing: routes and the recordings made on routed calls
 
 Revision ID: 0004_routes
 Revises: 0003
@@ -19,17 +19,6 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_table(
-        "calls_api_media_stream_configs",
-        sa.Column("id", sa.String(length=128), nullable=False),
-        sa.Column("type", sa.String(length=32), nullable=False),
-        sa.Column("name", sa.String(length=128), nullable=False),
-        sa.Column("url", sa.Text(), nullable=False),
-        sa.Column("sample_rate", sa.String(length=8), nullable=True),
-        sa.Column("security_config", sa.Text(), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_calls_api_media_stream_configs")),
-    )
     op.create_table(
         "routing_routes",
         sa.Column("id", sa.String(length=64), nullable=False),
@@ -80,4 +69,3 @@ def downgrade() -> None:
     with op.batch_alter_table("routing_routes", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_routing_routes_position"))
     op.drop_table("routing_routes")
-    op.drop_table("calls_api_media_stream_configs")
