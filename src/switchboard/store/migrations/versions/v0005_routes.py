@@ -1,7 +1,7 @@
 """call routing: routes and the recordings made on routed calls
 
-Revision ID: 0004_routes
-Revises: 0003
+Revision ID: 0005_routes
+Revises: 0004_nodes
 Create Date: 2026-12-04 22:00:00
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004_routes"
-down_revision: str | Sequence[str] | None = "0003"
+revision: str = "0005_routes"
+down_revision: str | Sequence[str] | None = "0004_nodes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
