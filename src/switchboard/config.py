@@ -7,6 +7,7 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -275,12 +276,27 @@ class MediaSettings(_Strict):
     log says so); this bounds the time and memory one play can take."""
 
 
+class RoutingSettings(_Strict):
+    time_zone: str = "UTC"
+    """The IANA time zone in which call routes' `allowedTimeWindows` are read (e.g. "Europe/Berlin")."""
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. UTC, Europe/Berlin)") from None
+        return value
+
+
 class Settings(_Strict):
     server: ServerSettings = ServerSettings()
     media: MediaSettings = MediaSettings()
     database: DatabaseSettings = DatabaseSettings()
     api: ApiSettings = ApiSettings()
     whatsapp: WhatsAppSettings = WhatsAppSettings()
+    routing: RoutingSettings = RoutingSettings()
 
     @property
     def database_url(self) -> str:

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpcore
 import httpx
@@ -22,6 +23,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import RedirectResponse
 
 from switchboard.apps.calls_api import CallsApi, RetryPolicy
+from switchboard.apps.routing import CallRouting
 from switchboard.channels.sip.api import build_router as sip_trunks_router
 from switchboard.channels.sip.trunks import NoRegistrations, Registrations, TrunkDirectory
 from switchboard.channels.websocket.api import build_router as media_stream_configs_router
@@ -65,6 +67,7 @@ from switchboard.store import (
 from switchboard.store.audio import SqlAudioStore
 from switchboard.store.jobs import SqlJobQueue
 from switchboard.store.nodes import SqlNodes
+from switchboard.store.routing import SqlRouteRepository, SqlRoutingRecordings
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +162,7 @@ class Components:
     control: CallControl
     media: MediaEngine
     calls_api: CallsApi
+    routing: CallRouting
     senders: SenderDirectory
     permissions: WhatsAppPermissions
     webhooks: WhatsAppWebhooks
@@ -234,6 +238,16 @@ class Components:
         )
         control.register_application(calls_api)
         bus.subscribe(calls_api.on_event, durable=True)
+        routing = CallRouting(
+            control,
+            SqlRouteRepository(db),
+            SqlRoutingRecordings(db),
+            http=http,
+            urls=urls,
+            time_zone=ZoneInfo(settings.routing.time_zone),
+        )
+        control.register_application(routing)
+        bus.subscribe(routing.on_event)
         nodes = SqlNodes(db, node_id, timeout_s=settings.server.node_timeout_s)
         webhooks = WhatsAppWebhooks(control, senders, control.jobs, permissions, owners=nodes)
         control.jobs.register(webhooks)
@@ -244,6 +258,7 @@ class Components:
             control,
             media,
             calls_api,
+            routing,
             senders,
             permissions,
             webhooks,
@@ -275,6 +290,7 @@ class Components:
         admin = [Depends(api_key_dependency(keys, Scope.ADMIN))]
         app.include_router(self.webhooks.router)
         app.include_router(self.calls_api.router, dependencies=application)
+        app.include_router(self.routing.router, dependencies=application)
         app.include_router(whatsapp_api_router(self.permissions), dependencies=application)
         app.include_router(sip_trunks_router(self.trunks, self.registrations), dependencies=application)
         app.include_router(
@@ -322,6 +338,7 @@ class Components:
                 runners = [
                     tasks.create_task(self.control.run()),
                     tasks.create_task(self.calls_api.run()),
+                    tasks.create_task(self.routing.run()),
                 ]
                 await self.control.started()
                 await watch.beat()

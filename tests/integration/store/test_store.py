@@ -144,7 +144,7 @@ async def test_migrate_from_empty_to_head_matches_the_models(url: str) -> None:
                     "ix_calls_start_time",
                 }
                 version = sync.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
-                assert version == "0004_nodes"
+                assert version == "0005_routes"
                 diff = compare_metadata(MigrationContext.configure(sync), target_metadata())
                 assert diff == [], (
                     "the migrations lag the models; add a revision (alembic revision --autogenerate)"
