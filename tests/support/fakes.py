@@ -364,6 +364,9 @@ class InMemoryCallRepository:
     async def unfinished(self) -> Sequence[Call]:
         return [_copy_call(c) for c in self.calls.values() if not c.state.is_final]
 
+    async def adopt(self, node_id: str) -> Sequence[Call]:
+        return []
+
     async def set_hangup_delivery(self, call_id: str, delivery: HangupDelivery, error: str | None) -> None:
         call = self.calls[call_id]
         call.hangup_delivery, call.hangup_delivery_error = delivery, error
@@ -551,6 +554,9 @@ class InMemoryJobQueue:
     async def release_leases(self) -> None:
         for job in self.jobs.values():
             job["lease_until"] = None
+
+    async def hand_over(self, job_id: int, node_id: str) -> None:
+        self.jobs[job_id].update(state=f"handed to {node_id}", lease_until=None)
 
     async def complete(self, job_id: int) -> None:
         self.jobs[job_id].update(state="done", lease_until=None)

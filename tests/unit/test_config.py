@@ -178,3 +178,11 @@ def test_bad_sip_values_name_their_key(tmp_path: Path, text: str, message: str) 
     with pytest.raises(ConfigError) as info:
         load_settings(write(tmp_path, text), environ={})
     assert message in str(info.value)
+
+
+def test_routing_time_zone_is_an_iana_zone() -> None:
+    assert load_settings(environ={}).routing.time_zone == "UTC"
+    settings = load_settings(overrides={"routing": {"time_zone": "Europe/Berlin"}}, environ={})
+    assert settings.routing.time_zone == "Europe/Berlin"
+    with pytest.raises(ConfigError, match=r"routing\.time_zone: 'Mars/Olympus' is not an IANA time zone"):
+        load_settings(overrides={"routing": {"time_zone": "Mars/Olympus"}}, environ={})
