@@ -1,7 +1,8 @@
 """Infobip's error shapes, and the handlers that render every error in them.
 
 Calls, IVR and every 401: `{"requestError": {"serviceException": {"messageId", "text"}}}`.
-Validation errors name the field that is wrong (`body.endpoint.type: ...`).
+Validation errors name the field that is wrong (`body.endpoint.type: ...`). The database failing (disk full,
+connection lost) is a 503: nothing was stored, the request may be sent again.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
@@ -108,6 +110,12 @@ def install_error_handlers(app: FastAPI) -> None:
             response.headers["Allow"] = ", ".join(allowed_methods(request))
         return response
 
+    async def on_storage(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, OperationalError | InterfaceError)
+        reason = str(exc.orig).strip() or type(exc.orig).__name__
+        log.error("storage failed on %s %s: %s", request.method, request.url.path, reason)
+        return error_response(503, f"storage unavailable, nothing was stored: {reason}; try again later")
+
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return error_response(500, "internal error; the server logged the details")
@@ -116,4 +124,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SwitchboardError, on_core_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(HTTPException, on_http)
+    app.add_exception_handler(OperationalError, on_storage)
+    app.add_exception_handler(InterfaceError, on_storage)
     app.add_exception_handler(Exception, on_unexpected)
