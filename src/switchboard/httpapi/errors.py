@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
@@ -89,6 +89,16 @@ def describe_http(request: Request, exc: HTTPException) -> str:
     return str(exc.detail)
 
 
+UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+"""PostgreSQL's connection exceptions, insufficient resources (disk full, out of memory), shutdown."""
+
+
+def storage_unavailable(exc: DBAPIError) -> bool:
+    """The database could not do the work (full, unreachable), as opposed to refusing it."""
+    sqlstate = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
+    return isinstance(exc, OperationalError | InterfaceError) or sqlstate.startswith(UNAVAILABLE_SQLSTATES)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
@@ -111,7 +121,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return response
 
     async def on_storage(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, OperationalError | InterfaceError)
+        assert isinstance(exc, DBAPIError)
+        if not storage_unavailable(exc):
+            return await on_unexpected(request, exc)
         reason = str(exc.orig).strip() or type(exc.orig).__name__
         log.error("storage failed on %s %s: %s", request.method, request.url.path, reason)
         return error_response(503, f"storage unavailable, nothing was stored: {reason}; try again later")
@@ -124,6 +136,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SwitchboardError, on_core_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(HTTPException, on_http)
-    app.add_exception_handler(OperationalError, on_storage)
-    app.add_exception_handler(InterfaceError, on_storage)
+    app.add_exception_handler(DBAPIError, on_storage)
     app.add_exception_handler(Exception, on_unexpected)
