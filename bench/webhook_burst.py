@@ -12,7 +12,8 @@ Processes:
       - the Calls API app: counts `CALL_RECEIVED` per caller;
       - the burst: N Meta `connect` webhooks, each for its own call and caller with its own Meta-like SDP
         offer, signed with the sender's app secret (`X-Hub-Signature-256`), all built beforehand and then
-        POSTed concurrently with httpx, each through its own client and connection (`--shared-client`: one).
+        POSTed concurrently with httpx, each through its own client and connection (`--client`: one shared
+        httpx client, or prepared requests written on asyncio streams).
   * the offers' host candidate is one UDP socket of this process that swallows the server's ICE checks.
 
 Measured:
@@ -37,6 +38,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import re
 import secrets
 import signal
 import socket
@@ -187,14 +189,41 @@ async def listed_calls(api: httpx.AsyncClient) -> int:
 
 def sender_clients(args: argparse.Namespace) -> list[httpx.AsyncClient]:
     """The burst's HTTP clients: by default one per webhook (Meta's deliveries are independent; the SSL
-    context, unused on http://, is shared because building one costs ≈ 10 ms). `--shared-client` sends them
-    all through one client instead, whose connection pool costs O(connections) per request: with 500
-    connections at once that client, not the server, takes seconds of CPU."""
-    if args.shared_client:
+    context, unused on http://, is shared because building one costs ≈ 10 ms). `--client httpx-shared`
+    sends them all through one client instead, whose connection pool costs O(connections) per request:
+    with 500 connections at once that client, not the server, takes seconds of CPU. `--client raw`
+    needs none."""
+    if args.client == "raw":
+        return []
+    if args.client == "httpx-shared":
         limits = httpx.Limits(max_connections=args.calls, max_keepalive_connections=args.calls)
         return [httpx.AsyncClient(timeout=args.timeout, limits=limits)]
     context = ssl.create_default_context()
     return [httpx.AsyncClient(timeout=args.timeout, verify=context) for _ in range(args.calls)]
+
+
+async def raw_post(port: int, request: bytes) -> tuple[int, float]:
+    """POST a prepared HTTP/1.1 request on a connection of its own: (status, when it was written)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        sent = time.perf_counter()
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
+        await reader.readexactly(int(length.group(1)) if length else 0)
+        return status, sent
+    finally:
+        writer.close()
+
+
+def raw_request(port: int, body: bytes, signature: str) -> bytes:
+    head = (
+        f"POST /webhooks/whatsapp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: application/json\r\nX-Hub-Signature-256: {signature}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode() + body
 
 
 async def py_spy(out: str, pid: int) -> asyncio.subprocess.Process:
@@ -292,6 +321,17 @@ async def run_once(args: argparse.Namespace, database_url: str | None) -> dict[s
                     sent[i] = time.perf_counter()
 
             started = time.perf_counter()
+            if args.client == "raw":
+                try:
+                    statuses[i], sent[i] = await raw_post(
+                        server_port, raw_request(server_port, body, signature)
+                    )
+                except (OSError, asyncio.IncompleteReadError) as exc:
+                    errors.append(f"webhook {i}: {exc!r}")
+                answered = time.perf_counter()
+                acks[i] = answered - started
+                sent[i] = answered - sent[i] if sent[i] else 0.0
+                return
             try:
                 answer = await senders[i % len(senders)].post(
                     f"{url}/webhooks/whatsapp",
@@ -358,7 +398,11 @@ async def run_once(args: argparse.Namespace, database_url: str | None) -> dict[s
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "database": args.database,
-        "sender": "one httpx client" if args.shared_client else "an httpx client per webhook",
+        "sender": {
+            "httpx": "an httpx client per webhook",
+            "httpx-shared": "one httpx client",
+            "raw": "asyncio streams, a connection per webhook",
+        }[args.client],
         "server_loop": server_loop,
         "load_average_before": load,
         "load_average_after": load_after,
@@ -391,7 +435,8 @@ async def run_once(args: argparse.Namespace, database_url: str | None) -> dict[s
 def print_row(r: dict[str, Any]) -> None:
     a, b = r["ack"], r["ack_from_sent"]
     print(
-        f"{r['date']} {r['database']:10} load {r['load_average_before'][0]:>5}  ack p50 {a['p50_ms']:>7} "
+        f"{r['date']} {r['database']:10} {r['sender'][:12]:12} load {r['load_average_before'][0]:>5}  "
+        f"ack p50 {a['p50_ms']:>7} "
         f"p90 {a['p90_ms']:>7} p99 {a['p99_ms']:>7} max {a['max_ms']:>7} ms "
         f"(from sent: p50 {b['p50_ms']} p99 {b['p99_ms']})  "
         f"all acked {r['ack_all_s']} s  "
@@ -426,18 +471,25 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=60.0, help="the sender's HTTP timeout (Meta: 20 s)")
     parser.add_argument("--settle", type=float, default=120.0, help="max seconds until all are processed")
     parser.add_argument(
-        "--shared-client", action="store_true", help="send every webhook through one httpx client"
+        "--client",
+        choices=["httpx", "httpx-shared", "raw"],
+        default="httpx",
+        help="the burst's sender: an httpx client per webhook (default), one shared httpx client, or "
+        "prepared requests on asyncio streams (the cheapest sender: the least of the bench in the figures)",
     )
     parser.add_argument("--server-log-level", default="WARNING")
     parser.add_argument("--profile", help="write a cProfile of the server here (slows it: not for figures)")
     parser.add_argument("--py-spy", help="record the server with py-spy (pip py-spy) into this raw file")
     parser.add_argument(
-        "--out", type=Path, help="result JSON (default bench/results/webhook_burst-<database>-<time>.json)"
+        "--out",
+        type=Path,
+        help="result JSON (default bench/results/webhook_burst-<database>-<client>-<time>.json)",
     )
     args = parser.parse_args()
     results = asyncio.run(main_async(args))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = args.out or RESULTS / f"webhook_burst-{args.database}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    out = args.out or RESULTS / f"webhook_burst-{args.database}-{args.client}-{stamp}.json"
     out.write_text(json.dumps(results if len(results) > 1 else results[0], indent=2) + "\n")
     print(f"wrote {out}")
 
