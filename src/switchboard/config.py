@@ -7,6 +7,7 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -49,6 +50,14 @@ class ServerSettings(_Strict):
     no_media_timeout_s: float = Field(20.0, gt=0)
     node_id: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
     """This server's name among several on one database (default: one made once and kept in data_dir)."""
+    internal_url: str | None = None
+    """How the other nodes on the database reach this one's HTTP API (to forward a call's requests to
+    the node that carries it); default: http://host:port as bound (set it when host is a wildcard)."""
+    heartbeat_interval_s: float = Field(2.0, gt=0, le=60)
+    """How often this node tells the database it is alive."""
+    node_timeout_s: float = Field(10.0, gt=0, le=3600)
+    """A node silent for this long is taken for dead: a live node ends its calls. Keep it several
+    heartbeat intervals long."""
     shutdown_grace_s: float = Field(5.0, ge=0, le=120)
     """At shutdown, how long to keep telling far ends that their calls ended (the next start goes on)."""
     event_loop: EventLoopName = "auto"
@@ -73,6 +82,19 @@ class ServerSettings(_Strict):
         except RuntimeUnavailable as exc:
             raise ValueError(str(exc)) from None
         return value
+
+    @field_validator("internal_url")
+    @classmethod
+    def _internal_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL, e.g. http://10.0.0.5:8080")
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _timeouts(self) -> ServerSettings:
+        if self.node_timeout_s < 2 * self.heartbeat_interval_s:
+            raise ValueError("node_timeout_s must be at least twice heartbeat_interval_s")
+        return self
 
     @field_validator("media_addresses")
     @classmethod
@@ -152,6 +174,9 @@ class ApiSettings(_Strict):
     """Failed deliveries are retried with exponential backoff (1 s, 2 s, 4 s, ...) up to this delay."""
     webhook_give_up_after_s: float = Field(86400.0, gt=0)
     """An event not delivered for this long is marked failed and logged."""
+    webhook_lease_s: float = Field(30.0, gt=0)
+    """How long a node holds an event it is delivering; another node takes it over only after that
+    (or once the node is found dead). Longer than `webhook_timeout_s`."""
 
     @field_validator("keys", "admin_keys")
     @classmethod
@@ -160,6 +185,12 @@ class ApiSettings(_Strict):
             if len(key) < 16:
                 raise ValueError("each API key must be at least 16 characters long")
         return value
+
+    @model_validator(mode="after")
+    def _lease(self) -> ApiSettings:
+        if self.webhook_lease_s <= self.webhook_timeout_s:
+            raise ValueError("webhook_lease_s must be longer than webhook_timeout_s")
+        return self
 
     @model_validator(mode="after")
     def _distinct(self) -> ApiSettings:
@@ -245,12 +276,27 @@ class MediaSettings(_Strict):
     log says so); this bounds the time and memory one play can take."""
 
 
+class RoutingSettings(_Strict):
+    time_zone: str = "UTC"
+    """The IANA time zone in which call routes' `allowedTimeWindows` are read (e.g. "Europe/Berlin")."""
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. UTC, Europe/Berlin)") from None
+        return value
+
+
 class Settings(_Strict):
     server: ServerSettings = ServerSettings()
     media: MediaSettings = MediaSettings()
     database: DatabaseSettings = DatabaseSettings()
     api: ApiSettings = ApiSettings()
     whatsapp: WhatsAppSettings = WhatsAppSettings()
+    routing: RoutingSettings = RoutingSettings()
 
     @property
     def database_url(self) -> str:

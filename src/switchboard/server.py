@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpcore
 import httpx
@@ -22,6 +23,11 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import RedirectResponse
 
 from switchboard.apps.calls_api import CallsApi, RetryPolicy
+from switchboard.apps.routing import CallRouting
+from switchboard.channels.sip.api import build_router as sip_trunks_router
+from switchboard.channels.sip.trunks import NoRegistrations, Registrations, TrunkDirectory
+from switchboard.channels.websocket.api import build_router as media_stream_configs_router
+from switchboard.channels.websocket.configs import MediaStreamConfigs
 from switchboard.channels.whatsapp.api import build_admin_router as whatsapp_admin_router
 from switchboard.channels.whatsapp.api import build_router as whatsapp_api_router
 from switchboard.channels.whatsapp.channel import WhatsAppChannel
@@ -36,12 +42,14 @@ from switchboard.core.clock import LoopClock
 from switchboard.core.content import ContentResolver, Synthesizer
 from switchboard.core.control import CallControl
 from switchboard.core.models import EndpointType, InboundAction, InboundTarget
+from switchboard.core.nodes import NodeWatch
 from switchboard.core.ports import CallChannel
 from switchboard.core.services import RecordingTargets
-from switchboard.httpapi.auth import ApiKey, Scope, api_key_dependency
+from switchboard.httpapi.auth import ApiKey, Scope, api_key_check, api_key_dependency
 from switchboard.httpapi.egress import guarded_client
 from switchboard.httpapi.errors import install_error_handlers
 from switchboard.httpapi.fetch import UrlAudioFetcher
+from switchboard.httpapi.forwarding import ForwardingMiddleware
 from switchboard.httpapi.limits import MEGABYTE, BodyLimit, BodyLimitMiddleware
 from switchboard.httpapi.urls import Resolver, UrlPolicy, parse_networks, system_resolver
 from switchboard.media.embedded import EmbeddedMediaEngine
@@ -58,6 +66,8 @@ from switchboard.store import (
 )
 from switchboard.store.audio import SqlAudioStore
 from switchboard.store.jobs import SqlJobQueue
+from switchboard.store.nodes import SqlNodes
+from switchboard.store.routing import SqlRouteRepository, SqlRoutingRecordings
 
 log = logging.getLogger(__name__)
 
@@ -152,11 +162,21 @@ class Components:
     control: CallControl
     media: MediaEngine
     calls_api: CallsApi
+    routing: CallRouting
     senders: SenderDirectory
     permissions: WhatsAppPermissions
     webhooks: WhatsAppWebhooks
     permission_repository: SqlPermissionRepository
     urls: UrlPolicy
+    nodes: SqlNodes
+    peers: httpx.AsyncClient
+    """Talks to the other nodes (forwarded requests); not the guarded client: nodes are internal."""
+    clock: LoopClock
+    trunks: TrunkDirectory
+    media_stream_configs: MediaStreamConfigs
+    registrations: Registrations = field(default_factory=NoRegistrations)
+    bound_url: str | None = None
+    """http://host:port as bound (set by `Server`), the default internal URL."""
 
     @classmethod
     def build(cls, settings: Settings, overrides: Overrides | None = None) -> Components:
@@ -169,7 +189,8 @@ class Components:
             resolver=overrides.resolver or system_resolver,
         )
         http = guarded_client(urls, overrides.network)
-        senders = SenderDirectory(SqlChannelRecords(db))
+        records = SqlChannelRecords(db)
+        senders = SenderDirectory(records)
         permission_repository = SqlPermissionRepository(db)
         bus = InProcessEventBus()
         media = overrides.media or build_media(settings)
@@ -211,11 +232,24 @@ class Components:
                 max_delay=settings.api.webhook_retry_max_delay_s,
                 give_up_after=settings.api.webhook_give_up_after_s,
                 timeout=settings.api.webhook_timeout_s,
+                lease=settings.api.webhook_lease_s,
             ),
+            node_id=node_id,
         )
         control.register_application(calls_api)
         bus.subscribe(calls_api.on_event, durable=True)
-        webhooks = WhatsAppWebhooks(control, senders, control.jobs, permissions)
+        routing = CallRouting(
+            control,
+            SqlRouteRepository(db),
+            SqlRoutingRecordings(db),
+            http=http,
+            urls=urls,
+            time_zone=ZoneInfo(settings.routing.time_zone),
+        )
+        control.register_application(routing)
+        bus.subscribe(routing.on_event)
+        nodes = SqlNodes(db, node_id, timeout_s=settings.server.node_timeout_s)
+        webhooks = WhatsAppWebhooks(control, senders, control.jobs, permissions, owners=nodes)
         control.jobs.register(webhooks)
         return cls(
             settings,
@@ -224,11 +258,17 @@ class Components:
             control,
             media,
             calls_api,
+            routing,
             senders,
             permissions,
             webhooks,
             permission_repository,
             urls,
+            nodes,
+            httpx.AsyncClient(),
+            clock,
+            trunks=TrunkDirectory(records),
+            media_stream_configs=MediaStreamConfigs(records),
         )
 
     def body_limits(self) -> list[BodyLimit]:
@@ -250,8 +290,40 @@ class Components:
         admin = [Depends(api_key_dependency(keys, Scope.ADMIN))]
         app.include_router(self.webhooks.router)
         app.include_router(self.calls_api.router, dependencies=application)
+        app.include_router(self.routing.router, dependencies=application)
         app.include_router(whatsapp_api_router(self.permissions), dependencies=application)
+        app.include_router(sip_trunks_router(self.trunks, self.registrations), dependencies=application)
+        app.include_router(
+            media_stream_configs_router(self.media_stream_configs, urls=self.urls), dependencies=application
+        )
         app.include_router(whatsapp_admin_router(self.senders, urls=self.urls), dependencies=admin)
+
+    def forwarding(self, app: FastAPI) -> None:
+        """Pass a call's requests on to the node that carries it (several nodes on one database)."""
+        keys = [ApiKey.of(key, scopes) for key, scopes in self.settings.api.all_keys()]
+        app.add_middleware(
+            ForwardingMiddleware,
+            owners=self.nodes,
+            http=self.peers,
+            is_local=self.control.is_live,
+            authorized=api_key_check(keys, Scope.APPLICATION),
+        )
+
+    @property
+    def internal_url(self) -> str:
+        server = self.settings.server
+        return server.internal_url or self.bound_url or f"http://{server.host}:{server.port}"
+
+    def node_watch(self) -> NodeWatch:
+        server = self.settings.server
+        return NodeWatch(
+            self.nodes,
+            self.control,
+            self.clock,
+            url=self.internal_url,
+            interval_s=server.heartbeat_interval_s,
+            timeout_s=server.node_timeout_s,
+        )
 
     @asynccontextmanager
     async def run(self) -> AsyncIterator[None]:
@@ -260,14 +332,18 @@ class Components:
         for item in self.settings.whatsapp.senders:
             await self.senders.save(sender_from_settings(item))
         await self.media.start()
+        watch = self.node_watch()
         try:
             async with asyncio.TaskGroup() as tasks:
                 runners = [
                     tasks.create_task(self.control.run()),
                     tasks.create_task(self.calls_api.run()),
+                    tasks.create_task(self.routing.run()),
                 ]
                 await self.control.started()
+                await watch.beat()
                 await self.control.recover()
+                runners.append(tasks.create_task(watch.run()))
                 try:
                     yield
                 finally:
@@ -277,6 +353,7 @@ class Components:
                         runner.cancel()
         finally:
             await self.media.stop()
+            await self.peers.aclose()
             await self.http.aclose()
             await self.db.close()
 
@@ -296,6 +373,7 @@ def build_app(components: Components) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    components.forwarding(app)
     app.add_middleware(BodyLimitMiddleware, limits=components.body_limits())
     components.routes(app)
 
@@ -329,6 +407,9 @@ class Server:
         self.app = build_app(self.components)
         self._sock = bind_socket(settings.server.host, settings.server.port)
         self.port: int = self._sock.getsockname()[1]
+        host = settings.server.host
+        reachable = socket.getfqdn() if host in ("0.0.0.0", "::", "") else host
+        self.components.bound_url = f"http://{reachable}:{self.port}"
         self._uvicorn = uvicorn.Server(
             uvicorn.Config(
                 self.app,

@@ -29,7 +29,7 @@ from switchboard.core.models import (
     InboundAction,
     InboundTarget,
 )
-from switchboard.core.ports import DialResult, Job, PermissionRecord
+from switchboard.core.ports import ChannelRecord, DialResult, Job, PermissionRecord
 from switchboard.errors import MediaError
 from switchboard.media.engine import (
     WHATSAPP_LEG,
@@ -368,6 +368,9 @@ class InMemoryCallRepository:
     async def unfinished(self) -> Sequence[Call]:
         return [_copy_call(c) for c in self.calls.values() if not c.state.is_final]
 
+    async def adopt(self, node_id: str) -> Sequence[Call]:
+        return []
+
     async def set_hangup_delivery(self, call_id: str, delivery: HangupDelivery, error: str | None) -> None:
         call = self.calls[call_id]
         call.hangup_delivery, call.hangup_delivery_error = delivery, error
@@ -424,6 +427,26 @@ class InMemoryPermissionRepository:
 
     async def save(self, record: PermissionRecord) -> None:
         self.records[record.sender_id, record.user] = _copy_permission(record)
+
+
+class InMemoryChannelRecords:
+    """`ChannelRecords` in a dict, oldest first as the store answers."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], dict[str, Any]] = {}
+
+    async def list(self, kind: str) -> Sequence[ChannelRecord]:
+        return [ChannelRecord(k, key, dict(data)) for (k, key), data in self.items.items() if k == kind]
+
+    async def get(self, kind: str, key: str) -> ChannelRecord | None:
+        data = self.items.get((kind, key))
+        return ChannelRecord(kind, key, dict(data)) if data is not None else None
+
+    async def save(self, kind: str, key: str, data: Mapping[str, Any]) -> None:
+        self.items[kind, key] = dict(data)
+
+    async def delete(self, kind: str, key: str) -> bool:
+        return self.items.pop((kind, key), None) is not None
 
 
 def _copy_permission(record: PermissionRecord) -> PermissionRecord:
@@ -535,6 +558,9 @@ class InMemoryJobQueue:
     async def release_leases(self) -> None:
         for job in self.jobs.values():
             job["lease_until"] = None
+
+    async def hand_over(self, job_id: int, node_id: str) -> None:
+        self.jobs[job_id].update(state=f"handed to {node_id}", lease_until=None)
 
     async def complete(self, job_id: int) -> None:
         self.jobs[job_id].update(state="done", lease_until=None)

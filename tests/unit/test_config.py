@@ -138,3 +138,11 @@ def test_url_networks_are_checked(tmp_path: Path) -> None:
     assert settings.server.allowed_url_networks == ["10.20.0.0/16"]
     with pytest.raises(ConfigError, match=r"server\.allowed_url_networks"):
         load_settings(write(tmp_path, '[server]\nallowed_url_networks = ["10.20.0.0/99"]\n'), environ={})
+
+
+def test_routing_time_zone_is_an_iana_zone() -> None:
+    assert load_settings(environ={}).routing.time_zone == "UTC"
+    settings = load_settings(overrides={"routing": {"time_zone": "Europe/Berlin"}}, environ={})
+    assert settings.routing.time_zone == "Europe/Berlin"
+    with pytest.raises(ConfigError, match=r"routing\.time_zone: 'Mars/Olympus' is not an IANA time zone"):
+        load_settings(overrides={"routing": {"time_zone": "Mars/Olympus"}}, environ={})

@@ -129,6 +129,14 @@ class CallControl:
         ended = await self.lifecycle.recover()
         await self.dialogs.recover({call.id for call in ended})
 
+    async def adopt(self, node_id: str) -> list[Call]:
+        """End the calls of `node_id`, another server that stopped (its heartbeat ran out), as `recover`
+        ends this server's own; each call is adopted by one server only."""
+        adopted = await self._s.calls.adopt(node_id)
+        ended = await self.lifecycle.recover(adopted)
+        await self.dialogs.recover({call.id for call in ended})
+        return ended
+
     async def shutdown(self) -> None:
         """End every live call; far ends not told within the grace time are told at the next start."""
         await self.lifecycle.shutdown(self._shutdown_grace_s)

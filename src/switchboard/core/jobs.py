@@ -1,8 +1,9 @@
 """Durable work the core must get done even across a crash, run from a `JobQueue`.
 
 A handler's `run` raising retries the job with exponential backoff; `PermanentJobError` or a job older
-than `give_up_after` ends it, and the handler hears `gave_up`. Jobs run concurrently, each at least once
-(a process that dies mid-job leaves it to be run again once its lease runs out).
+than `give_up_after` ends it, and the handler hears `gave_up`; `JobElsewhere` hands it to the node that
+must run it. Jobs run concurrently, each at least once (a process that dies mid-job leaves it to be run
+again once its lease runs out). Other nodes add jobs too, so the queue is looked at every `poll_s`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,14 @@ PRUNE_EVERY_S = 3600.0
 
 class PermanentJobError(SwitchboardError):
     """A job that can never succeed (e.g. the far end refused it for good)."""
+
+
+class JobElsewhere(SwitchboardError):
+    """The job is about something another node carries (a call): that node must run it."""
+
+    def __init__(self, node_id: str) -> None:
+        super().__init__(f"the job belongs to node {node_id}")
+        self.node_id = node_id
 
 
 class JobHandler(Protocol):
@@ -49,6 +58,7 @@ class JobRunner:
         batch: int = 50,
         concurrency: int = 64,
         keep_finished: timedelta = timedelta(days=7),
+        poll_s: float = 1.0,
     ) -> None:
         self._queue = queue
         self._clock = clock
@@ -61,6 +71,7 @@ class JobRunner:
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(concurrency)
         self._keep_finished = keep_finished
+        self._poll_s = poll_s
         self._tasks: asyncio.TaskGroup | None = None
 
     def register(self, handler: JobHandler) -> None:
@@ -110,15 +121,14 @@ class JobRunner:
             if ran:
                 continue
             due = await self._queue.next_due()
-            wakeup = None
+            delay = self._poll_s
             if due is not None:
-                delay = max(0.0, (due - self._clock.now()).total_seconds())
-                wakeup = self._clock.call_at(self._clock.monotonic() + delay, self._wake.set)
+                delay = min(delay, max(0.0, (due - self._clock.now()).total_seconds()))
+            wakeup = self._clock.call_at(self._clock.monotonic() + delay, self._wake.set)
             try:
                 await self._wake.wait()
             finally:
-                if wakeup is not None:
-                    wakeup.cancel()
+                wakeup.cancel()
 
     async def run_due(self) -> int:
         """Run the jobs due now, concurrently; returns how many ran."""
@@ -157,6 +167,9 @@ class JobRunner:
             return
         try:
             await handler.run(job)
+        except JobElsewhere as exc:
+            log.info("job %s %s handed to node %s", job.kind, job.key, exc.node_id)
+            await self._queue.hand_over(job.id, exc.node_id)
         except PermanentJobError as exc:
             await self._give_up(handler, job, str(exc))
         except Exception as exc:

@@ -11,7 +11,7 @@ import asyncio
 import enum
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from switchboard.core import events as ev
@@ -476,12 +476,13 @@ class Lifecycle:
         except Exception:
             log.exception("could not end call %s at shutdown", session.id)
 
-    async def recover(self) -> list[Call]:
-        """End the calls this server carried when it stopped without ending them (a crash): their
-        media is gone. Each gets its final state, CDR and final event, and its far end is told."""
+    async def recover(self, calls: Sequence[Call] | None = None) -> list[Call]:
+        """End the calls this server carried when it stopped without ending them (a crash), or `calls`
+        (adopted from another server that stopped): their media is gone. Each gets its final state, CDR
+        and final event, and its far end is told."""
         s = self._s
         ended = []
-        for call in await s.calls.unfinished():
+        for call in await s.calls.unfinished() if calls is None else calls:
             reject = call.direction is Direction.INBOUND and call.state in (
                 CallState.CALLING,
                 CallState.RINGING,
@@ -501,7 +502,7 @@ class Lifecycle:
             s.emit(call, ev.CallFinished if call.state is CallState.FINISHED else ev.CallFailed)
             await s.publisher.flush(call.id)
             ended.append(call)
-        if ended:
+        if ended and calls is None:
             log.warning("ended %d calls left live when this server last stopped", len(ended))
         return ended
 

@@ -92,6 +92,10 @@ class CallRepository(Protocol):
     async def unfinished(self) -> Sequence[Call]:
         """This server's calls that never reached a final state (it stopped while they were live)."""
 
+    async def adopt(self, node_id: str) -> Sequence[Call]:
+        """Make this server the carrier of `node_id`'s unfinished calls (that node stopped) and return
+        them; atomic, so of several servers adopting at once each call goes to one."""
+
     async def set_hangup_delivery(self, call_id: str, delivery: HangupDelivery, error: str | None) -> None:
         """Record whether the far end heard that the call ended."""
 
@@ -145,16 +149,6 @@ class ChannelRecords(Protocol):
     async def delete(self, kind: str, key: str) -> bool: ...
 
 
-class WebhookLedger(Protocol):
-    """Remembers which webhook deliveries were processed, so a redelivery is answered but not redone."""
-
-    async def first_time(self, key: str) -> bool:
-        """Record `key`; True if it was not recorded before."""
-
-    async def prune(self, older_than: timedelta) -> int:
-        """Forget keys recorded more than `older_than` ago; returns how many."""
-
-
 @dataclass(frozen=True, slots=True)
 class Job:
     """Durable work: done at least once, retried with backoff, across restarts."""
@@ -188,6 +182,9 @@ class JobQueue(Protocol):
 
     async def release_leases(self) -> None:
         """Free the leases this process holds (it is starting, so nothing of it runs any more)."""
+
+    async def hand_over(self, job_id: int, node_id: str) -> None:
+        """Leave the job to `node_id` alone (it carries what the job is about); due at once there."""
 
     async def complete(self, job_id: int) -> None: ...
 

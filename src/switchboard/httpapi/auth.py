@@ -50,8 +50,7 @@ def _credential(request: Request) -> str | None:
     return None
 
 
-def api_key_dependency(keys: Sequence[ApiKey], scope: Scope) -> Callable[[Request], Awaitable[None]]:
-    """A FastAPI dependency that admits a request carrying one of `keys` that has `scope`."""
+def _matcher(keys: Sequence[ApiKey]) -> Callable[[str], ApiKey | None]:
     encoded = [(k.key.encode(), k) for k in keys]
 
     def known(candidate: str) -> ApiKey | None:
@@ -61,6 +60,25 @@ def api_key_dependency(keys: Sequence[ApiKey], scope: Scope) -> Callable[[Reques
             if hmac.compare_digest(value, key):
                 found = item
         return found
+
+    return known
+
+
+def api_key_check(keys: Sequence[ApiKey], scope: Scope) -> Callable[[Request], bool]:
+    """Whether a request carries one of `keys` that has `scope` (for middleware, before routing)."""
+    known = _matcher(keys)
+
+    def allowed(request: Request) -> bool:
+        credential = _credential(request)
+        found = known(credential) if credential else None
+        return found is not None and scope in found.scopes
+
+    return allowed
+
+
+def api_key_dependency(keys: Sequence[ApiKey], scope: Scope) -> Callable[[Request], Awaitable[None]]:
+    """A FastAPI dependency that admits a request carrying one of `keys` that has `scope`."""
+    known = _matcher(keys)
 
     async def require_api_key(request: Request) -> None:
         credential = _credential(request)

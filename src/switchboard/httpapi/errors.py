@@ -1,6 +1,8 @@
 """Infobip's error shapes, and the handlers that render every error in them.
 
 Calls, IVR and every 401: `{"requestError": {"serviceException": {"messageId", "text"}}}`.
+Call Routing (`/callrouting/`) but its 401s: `{"errorCode", "description", "action", "violations",
+"resources"}`, all five always present.
 Validation errors name the field that is wrong (`body.endpoint.type: ...`). The database failing (disk full,
 connection lost) is a 503: nothing was stored, the request may be sent again.
 """
@@ -38,30 +40,75 @@ MESSAGE_IDS = {
 }
 
 
-class ApiError(Exception):
-    """Raise from a route to answer `status` with Infobip's error shape."""
+PROBLEM_PATHS = ("/callrouting/",)
+"""Paths whose errors take the newer shape (`problem_body`)."""
+ACTIONS = {
+    400: "Check the syntax, violations and adjust the request.",
+    404: "Check the request URL and the identifiers in it.",
+}
 
-    def __init__(self, status: int, text: str, message_id: str | None = None) -> None:
+
+class ApiError(Exception):
+    """Raise from a route to answer `status` with Infobip's error shape; `violations` are
+    `(property, violation)` pairs for the Call Routing shape."""
+
+    def __init__(
+        self,
+        status: int,
+        text: str,
+        message_id: str | None = None,
+        violations: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         super().__init__(text)
         self.status = status
         self.text = text
         self.message_id = message_id or MESSAGE_IDS.get(status, "ERROR")
+        self.violations = violations
+
+
+def problem_body(status: int, text: str, violations: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
+    """The Call Routing API's error (the SDK's `ApiError`)."""
+    return {
+        "errorCode": f"E{status}",
+        "description": text,
+        "action": ACTIONS.get(status, "Retry the request later or contact support."),
+        "violations": [{"property": name, "violation": text} for name, text in violations],
+        "resources": [],
+    }
 
 
 def error_body(message_id: str, text: str) -> dict[str, Any]:
     return {"requestError": {"serviceException": {"messageId": message_id, "text": text}}}
 
 
-def error_response(status: int, text: str, message_id: str | None = None) -> JSONResponse:
+def error_response(
+    status: int,
+    text: str,
+    message_id: str | None = None,
+    *,
+    request: Request | None = None,
+    violations: tuple[tuple[str, str], ...] = (),
+) -> JSONResponse:
+    """`text` in the shape the request's API uses (`request` None: the Calls API's)."""
+    if request is not None and status != 401 and request.url.path.startswith(PROBLEM_PATHS):
+        return JSONResponse(problem_body(status, text, violations), status_code=status)
     return JSONResponse(error_body(message_id or MESSAGE_IDS.get(status, "ERROR"), text), status_code=status)
 
 
+def _location(err: Any) -> str:
+    return ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+
+
+def _message(err: Any) -> str:
+    return str(err.get("msg", "invalid")).removeprefix("Value error, ")
+
+
 def describe_validation(exc: RequestValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{loc}: {str(err.get('msg', 'invalid')).removeprefix('Value error, ')}")
-    return "; ".join(parts) or "invalid request"
+    return "; ".join(f"{_location(err)}: {_message(err)}" for err in exc.errors()) or "invalid request"
+
+
+def validation_violations(exc: RequestValidationError) -> tuple[tuple[str, str], ...]:
+    return tuple((_location(err), _message(err)) for err in exc.errors())
 
 
 HTTP_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
@@ -102,19 +149,23 @@ def storage_unavailable(exc: DBAPIError) -> bool:
 def install_error_handlers(app: FastAPI) -> None:
     async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
-        return error_response(exc.status, exc.text, exc.message_id)
+        return error_response(
+            exc.status, exc.text, exc.message_id, request=request, violations=exc.violations
+        )
 
     async def on_core_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, SwitchboardError)
-        return error_response(exc.status_hint, str(exc))
+        return error_response(exc.status_hint, str(exc), request=request)
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        return error_response(400, describe_validation(exc))
+        return error_response(
+            400, describe_validation(exc), request=request, violations=validation_violations(exc)
+        )
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
-        response = error_response(exc.status_code, describe_http(request, exc))
+        response = error_response(exc.status_code, describe_http(request, exc), request=request)
         response.headers.update(exc.headers or {})
         if exc.status_code == 405:
             response.headers["Allow"] = ", ".join(allowed_methods(request))
@@ -126,11 +177,12 @@ def install_error_handlers(app: FastAPI) -> None:
             return await on_unexpected(request, exc)
         reason = str(exc.orig).strip() or type(exc.orig).__name__
         log.error("storage failed on %s %s: %s", request.method, request.url.path, reason)
-        return error_response(503, f"storage unavailable, nothing was stored: {reason}; try again later")
+        text = f"storage unavailable, nothing was stored: {reason}; try again later"
+        return error_response(503, text, request=request)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal error; the server logged the details")
+        return error_response(500, "internal error; the server logged the details", request=request)
 
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(SwitchboardError, on_core_error)

@@ -1,4 +1,5 @@
-"""Where user-supplied URLs may lead (notify URLs, audio to play, Graph API URLs from sender config).
+"""Where user-supplied URLs may lead (notify URLs, audio to play, Graph API URLs from sender config,
+media-stream WebSocket URLs).
 
 Deny by default: a URL may reach an address only if it is global unicast, outside the ranges that
 carry or translate to other addresses (shared address space 100.64.0.0/10, 6to4 2002::/16, Teredo,
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -56,14 +57,23 @@ def parse_networks(networks: Iterable[str]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(net, strict=False) for net in networks)
 
 
-def check_url_syntax(url: str, field: str) -> None:
+HTTP_SCHEMES: Mapping[str, int] = {"http": 80, "https": 443}
+WEBSOCKET_SCHEMES: Mapping[str, int] = {"ws": 80, "wss": 443}
+"""URL schemes with their default ports."""
+
+
+def _kind(schemes: Mapping[str, int]) -> str:
+    return "a ws(s)" if schemes is WEBSOCKET_SCHEMES else "an http(s)"
+
+
+def check_url_syntax(url: str, field: str, schemes: Mapping[str, int] = HTTP_SCHEMES) -> None:
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises on a port that is not a number in range
     except ValueError:
-        raise UnsafeUrl(f"{field}: {url!r} is not an http(s) URL") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UnsafeUrl(f"{field}: {url!r} is not an http(s) URL")
+        raise UnsafeUrl(f"{field}: {url!r} is not {_kind(schemes)} URL") from None
+    if parts.scheme not in schemes or not parts.hostname:
+        raise UnsafeUrl(f"{field}: {url!r} is not {_kind(schemes)} URL")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,13 +109,14 @@ class UrlPolicy:
                 )
         return [str(address) for address in found]
 
-    async def check_url(self, url: str, field: str) -> None:
-        """Raise `UnsafeUrl` naming `field` if `url` is not http(s) or leads to an address not permitted."""
-        check_url_syntax(url, field)
+    async def check_url(self, url: str, field: str, schemes: Mapping[str, int] = HTTP_SCHEMES) -> None:
+        """Raise `UnsafeUrl` naming `field` if `url` is not one of `schemes` (http(s) by default) or
+        leads to an address not permitted."""
+        check_url_syntax(url, field, schemes)
         if self.allow_private:
             return
         parts = urlsplit(url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        port = parts.port or schemes[parts.scheme]
         try:
             await self.addresses(parts.hostname or "", port)
         except UnsafeUrl as exc:

@@ -6,7 +6,6 @@ from switchboard.store.channel_records import SqlChannelRecords
 from switchboard.store.dialogs import SqlDialogRepository
 from switchboard.store.migrations_runner import migrate
 from switchboard.store.permissions import SqlPermissionRepository
-from switchboard.store.webhook_ledger import SqlWebhookLedger
 
 __all__ = [
     "Base",
@@ -16,6 +15,5 @@ __all__ = [
     "SqlChannelRecords",
     "SqlDialogRepository",
     "SqlPermissionRepository",
-    "SqlWebhookLedger",
     "migrate",
 ]

@@ -1,5 +1,5 @@
 """The database: one async SQLAlchemy engine, the declarative base every table uses, sessions, and the
-group commit (`write`) that the hot writes (calls, CDRs, the webhook ledger, the outbox) go through."""
+group commit (`write`) that the hot writes (calls, CDRs, the outbox) go through."""
 
 from __future__ import annotations
 

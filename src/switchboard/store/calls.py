@@ -33,6 +33,7 @@ from switchboard.store.tables import CallLogRow, CallRow
 from switchboard.store.writes import Step
 
 _FINAL = [state.value for state in FINAL_STATES]
+_EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +207,20 @@ class SqlCallRepository:
         async with self._db.session() as session:
             rows = (await session.scalars(query)).all()
         return [_call_from_row(row) for row in rows]
+
+    async def adopt(self, node_id: str) -> Sequence[Call]:
+        """Carry `node_id`'s unfinished calls from now on (that node stopped): one UPDATE, so of several
+        nodes adopting at once each call goes to exactly one (the row lock orders them, and the later
+        finds the row no longer `node_id`'s)."""
+        statement = (
+            update(CallRow)
+            .where(CallRow.node_id == node_id, CallRow.state.not_in(_FINAL))
+            .values(node_id=self._node_id, updated_at=datetime.now(UTC))
+            .returning(*CallRow.__table__.columns)
+        )
+        async with self._db.session() as session:
+            rows = (await session.execute(statement)).all()
+        return sorted((_call_from_row(row) for row in rows), key=lambda call: call.start_time or _EPOCH)
 
     async def set_hangup_delivery(self, call_id: str, delivery: HangupDelivery, error: str | None) -> None:
         """Record whether the far end heard the hang-up, on the call and on its CDR."""

@@ -85,7 +85,10 @@ class WebhookOutboxRow(Base):
     """One event to deliver to one subscription. Written with the event; deleted never, only marked."""
 
     __tablename__ = "webhook_outbox"
-    __table_args__ = (Index("ix_webhook_outbox_pending", "delivered_at", "failed_at", "id"),)
+    __table_args__ = (
+        Index("ix_webhook_outbox_pending", "delivered_at", "failed_at", "id"),
+        Index("ix_webhook_outbox_stream", "subscription_id", "call_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     subscription_id: Mapped[str] = mapped_column(String(128), index=True)
@@ -101,3 +104,6 @@ class WebhookOutboxRow(Base):
     """Set when delivery was given up (retries exhausted)."""
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    """The node delivering the row now; others leave it alone until `lease_until`."""
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,6 +1,6 @@
 """Durable jobs (`JobQueue`): one row per (kind, key), claimed with a lease so that several processes on
 one PostgreSQL never run the same job at once (`FOR UPDATE SKIP LOCKED`), and a crashed process's jobs
-are taken over when its lease runs out."""
+are taken over when its lease runs out. A job handed to a node (`hand_over`) is run by that node alone."""
 
 from __future__ import annotations
 
@@ -16,12 +16,13 @@ from switchboard.store.tables import JobRow
 from switchboard.store.writes import Step
 
 
-def _open(now: datetime) -> Any:
+def _open(now: datetime, owner: str) -> Any:
     return (
         JobRow.done_at.is_(None),
         JobRow.failed_at.is_(None),
         JobRow.next_attempt_at <= now,
         (JobRow.lease_until.is_(None)) | (JobRow.lease_until < now),
+        (JobRow.node_id.is_(None)) | (JobRow.node_id == owner),
     )
 
 
@@ -72,7 +73,12 @@ class SqlJobQueue:
             await session.execute(statement)
 
     async def claim_due(self, now: datetime, *, limit: int, lease: timedelta) -> Sequence[Job]:
-        query = select(JobRow).where(*_open(now)).order_by(JobRow.next_attempt_at, JobRow.id).limit(limit)
+        query = (
+            select(JobRow)
+            .where(*_open(now, self._owner))
+            .order_by(JobRow.next_attempt_at, JobRow.id)
+            .limit(limit)
+        )
         if self._db.dialect == "postgresql":
             query = query.with_for_update(skip_locked=True)
         async with self._db.session() as session:
@@ -85,7 +91,11 @@ class SqlJobQueue:
     async def next_due(self) -> datetime | None:
         leased_later = JobRow.lease_until.is_not(None) & (JobRow.lease_until > JobRow.next_attempt_at)
         due = case((leased_later, JobRow.lease_until), else_=JobRow.next_attempt_at)
-        query = select(func.min(due)).where(JobRow.done_at.is_(None), JobRow.failed_at.is_(None))
+        query = select(func.min(due)).where(
+            JobRow.done_at.is_(None),
+            JobRow.failed_at.is_(None),
+            (JobRow.node_id.is_(None)) | (JobRow.node_id == self._owner),
+        )
         async with self._db.session() as session:
             value: datetime | None = (await session.execute(query)).scalar_one()
         return value
@@ -99,6 +109,10 @@ class SqlJobQueue:
                 )
                 .values(lease_owner=None, lease_until=None)
             )
+
+    async def hand_over(self, job_id: int, node_id: str) -> None:
+        now = datetime.now(UTC)
+        await self._finish(job_id, node_id=node_id, next_attempt_at=now, lease_until=None, lease_owner=None)
 
     async def complete(self, job_id: int) -> None:
         await self._db.write(Step(self._complete, {"job_id": job_id, "done_at": datetime.now(UTC)}))

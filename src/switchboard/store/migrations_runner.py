@@ -31,7 +31,7 @@ POST_WRITE_HOOKS = {
     "ruff_format.options": "format --quiet REVISION_SCRIPT_FILENAME",
 }
 """Revisions come out ruff-formatted and lint-clean (alembic.ini repeats these for the `alembic` CLI)."""
-TABLE_MODULES = ("switchboard.store.tables", "switchboard.store.calls_api")
+TABLE_MODULES = ("switchboard.store.tables", "switchboard.store.calls_api", "switchboard.store.routing")
 """Every module that defines tables on `Base`; a missing one (not written yet) is skipped."""
 
 

@@ -1,4 +1,4 @@
-"""The core's tables: calls, call logs (CDRs), dialogs, senders, call permissions, the webhook ledger.
+"""The core's tables: calls, call logs (CDRs), dialogs, channel records, call permissions, jobs, nodes.
 
 Enums are stored as their string values (no database enum types, so adding a member needs no migration);
 structured values (endpoints, custom data, media diagnostics, permission history) are JSON.
@@ -141,15 +141,6 @@ class PermissionRow(Base):
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class WebhookLedgerRow(Base):
-    """Keys of processed webhook deliveries."""
-
-    __tablename__ = "webhook_ledger"
-
-    key: Mapped[str] = mapped_column(String(512), primary_key=True)
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-
-
 class JobRow(Base):
     """Work that must get done even across a crash (e.g. telling a far end that its call ended), retried
     with backoff until done or given up."""
@@ -168,5 +159,19 @@ class JobRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     lease_owner: Mapped[str | None] = mapped_column(ID)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    node_id: Mapped[str | None] = mapped_column(ID)
+    """The node that must run the job (it carries the call the job is about); None: any node."""
 
     __table_args__ = (Index("uq_jobs_kind_key", "kind", "key", unique=True),)
+
+
+class NodeRow(Base):
+    """A server process sharing the database: where its HTTP API is reached, and when it last said it
+    was alive (`heartbeat_at`)."""
+
+    __tablename__ = "nodes"
+
+    node_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -338,9 +338,12 @@ class _Prepared:
             sql=compiled.string,
             compiled=compiled,
             names=tuple(compiled.positiontup),
-            processors=tuple(bind.type.bind_processor(dialect) for bind in binds),
+            # dialect_impl: a generic type's processors are its dialect's (SQLite's DATETIME formats)
+            processors=tuple(bind.type.dialect_impl(dialect).bind_processor(dialect) for bind in binds),
             row_type=namedtuple("Row", fields) if fields else None,
-            results=tuple(column.type.result_processor(dialect, None) for column in columns),
+            results=tuple(
+                column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+            ),
         )
 
     def positional(self, params: Mapping[str, Any]) -> list[Any]:

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from support.databases import KINDS, empty_database
 from switchboard.store import Database, migrate
 from switchboard.store.base import upsert
-from switchboard.store.tables import WebhookLedgerRow
+from switchboard.store.tables import NodeRow
 from switchboard.store.writes import GroupCommit, Outcome, Step, Write
 
 
@@ -30,13 +30,18 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
             await database.close()
 
 
-def ledger_insert(key: str) -> Step:
-    return Step(insert(WebhookLedgerRow), {"key": key, "received_at": datetime.now(UTC)})
+def node_values(key: str, now: datetime | None = None) -> dict[str, object]:
+    now = now or datetime.now(UTC)
+    return {"node_id": key, "url": "http://127.0.0.1:1", "started_at": now, "heartbeat_at": now}
+
+
+def node_insert(key: str) -> Step:
+    return Step(insert(NodeRow), node_values(key))
 
 
 async def stored_keys(db: Database) -> list[str]:
     async with db.session() as s:
-        return list(await s.scalars(select(WebhookLedgerRow.key).order_by(WebhookLedgerRow.key)))
+        return list(await s.scalars(select(NodeRow.node_id).order_by(NodeRow.node_id)))
 
 
 async def test_writes_queued_during_a_commit_share_the_next_transaction() -> None:
@@ -62,11 +67,11 @@ async def test_writes_queued_during_a_commit_share_the_next_transaction() -> Non
 
 
 async def test_every_writer_returns_after_its_write_is_committed(db: Database) -> None:
-    upserted = upsert(db.dialect, WebhookLedgerRow, key=["key"])
+    upserted = upsert(db.dialect, NodeRow, key=["node_id"])
     now = datetime.now(UTC)
 
     async def first_time(key: str) -> bool:
-        (outcome,) = await db.write(Step(upserted, {"key": key, "received_at": now}))
+        (outcome,) = await db.write(Step(upserted, node_values(key, now)))
         assert key in await stored_keys(db)
         return outcome.rowcount == 1
 
@@ -77,11 +82,11 @@ async def test_every_writer_returns_after_its_write_is_committed(db: Database) -
 
 
 async def test_a_failing_write_fails_alone_and_the_others_commit(db: Database) -> None:
-    await db.write(ledger_insert("taken"))
+    await db.write(node_insert("taken"))
     results = await asyncio.gather(
-        db.write(ledger_insert("a")),
-        db.write(ledger_insert("b"), ledger_insert("taken")),  # a duplicate key: this write fails whole
-        db.write(ledger_insert("c")),
+        db.write(node_insert("a")),
+        db.write(node_insert("b"), node_insert("taken")),  # a duplicate key: this write fails whole
+        db.write(node_insert("c")),
         return_exceptions=True,
     )
     assert isinstance(results[1], IntegrityError)
@@ -116,11 +121,11 @@ async def test_returning_rows_come_back_in_parameter_order(db: Database) -> None
 
 
 async def test_a_cancelled_writer_does_not_lose_the_others_writes(db: Database) -> None:
-    writers = [asyncio.create_task(db.write(ledger_insert(f"w{i}"))) for i in range(4)]
+    writers = [asyncio.create_task(db.write(node_insert(f"w{i}"))) for i in range(4)]
     await asyncio.sleep(0)  # one turn of the loop: the new tasks queue their writes
     writers[1].cancel()
     await asyncio.gather(*writers, return_exceptions=True)
-    await db.write(ledger_insert("after"))
+    await db.write(node_insert("after"))
     assert {"w0", "w2", "w3", "after"} <= set(await stored_keys(db))
 
 
@@ -128,7 +133,7 @@ async def test_close_waits_for_queued_writes(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"
     await migrate(url)
     first = Database(url)
-    writers = [asyncio.create_task(first.write(ledger_insert(f"k{i}"))) for i in range(10)]
+    writers = [asyncio.create_task(first.write(node_insert(f"k{i}"))) for i in range(10)]
     await asyncio.sleep(0)  # one turn of the loop: the new tasks queue their writes
     await first.close()
     assert all(task.done() for task in writers)

@@ -6,7 +6,6 @@ PostgreSQL is expected at postgresql://postgres@127.0.0.1:5432/test (trust auth)
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 from collections.abc import AsyncIterator
@@ -42,7 +41,6 @@ from switchboard.core.ports import (
     DialogRepository,
     PermissionRecord,
     PermissionRepository,
-    WebhookLedger,
 )
 from switchboard.store import (
     Database,
@@ -50,7 +48,6 @@ from switchboard.store import (
     SqlChannelRecords,
     SqlDialogRepository,
     SqlPermissionRepository,
-    SqlWebhookLedger,
     migrate,
 )
 from switchboard.store.jobs import SqlJobQueue
@@ -62,8 +59,8 @@ CORE_TABLES = {
     "dialogs",
     "channel_records",
     "call_permissions",
-    "webhook_ledger",
     "jobs",
+    "nodes",
 }
 CEST = timezone(timedelta(hours=2))
 
@@ -128,8 +125,7 @@ def test_repositories_satisfy_the_core_protocols() -> None:
     dialogs: DialogRepository = SqlDialogRepository(db)
     permissions: PermissionRepository = SqlPermissionRepository(db)
     records: ChannelRecords = SqlChannelRecords(db)
-    ledger: WebhookLedger = SqlWebhookLedger(db)
-    assert all((calls, dialogs, permissions, records, ledger))
+    assert all((calls, dialogs, permissions, records))
 
 
 async def test_migrate_from_empty_to_head_matches_the_models(url: str) -> None:
@@ -147,7 +143,8 @@ async def test_migrate_from_empty_to_head_matches_the_models(url: str) -> None:
                     "ix_calls_state",
                     "ix_calls_start_time",
                 }
-                assert sync.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0003"
+                version = sync.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+                assert version == "0005_routes"
                 diff = compare_metadata(MigrationContext.configure(sync), target_metadata())
                 assert diff == [], (
                     "the migrations lag the models; add a revision (alembic revision --autogenerate)"
@@ -310,27 +307,6 @@ async def test_permission_history_round_trip(db: Database) -> None:
     assert await permissions.get("pnid-2", "447700900001") is None
 
 
-async def test_ledger_first_time_then_not(db: Database) -> None:
-    ledger = SqlWebhookLedger(db)
-    assert await ledger.first_time("wamid.1") is True
-    assert await ledger.first_time("wamid.1") is False
-    assert await ledger.first_time("wamid.2") is True
-
-
-async def test_ledger_is_atomic_under_concurrency(db: Database) -> None:
-    ledger = SqlWebhookLedger(db)
-    results = await asyncio.gather(*(ledger.first_time("wamid.race") for _ in range(20)))
-    assert sorted(results) == [False] * 19 + [True]
-
-
-async def test_ledger_prune(db: Database) -> None:
-    ledger = SqlWebhookLedger(db)
-    await ledger.first_time("old")
-    assert await ledger.prune(timedelta(hours=1)) == 0
-    assert await ledger.prune(datetime.now(UTC) + timedelta(seconds=1)) == 1
-    assert await ledger.first_time("old") is True
-
-
 def make_sender(pnid: str = "pnid-1", display: str = "+1 555-010-0000") -> Sender:
     return Sender(
         phone_number_id=pnid,
@@ -393,7 +369,6 @@ async def test_restart_keeps_finished_calls(url: str) -> None:
     call = finish(make_call())
     try:
         await SqlCallRepository(first).save(call)
-        await SqlWebhookLedger(first).first_time("wamid.1")
     finally:
         await first.close()
 
@@ -404,7 +379,6 @@ async def test_restart_keeps_finished_calls(url: str) -> None:
         assert await calls.get("call-1") == call
         assert (await calls.get_log("call-1")) is not None
         assert (await calls.list(active=False))[1] == 1
-        assert await SqlWebhookLedger(second).first_time("wamid.1") is False
     finally:
         await second.close()
 

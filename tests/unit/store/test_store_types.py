@@ -18,7 +18,7 @@ from switchboard.store.codec import (
     times_from_json,
     times_to_json,
 )
-from switchboard.store.tables import WebhookLedgerRow
+from switchboard.store.tables import NodeRow
 from switchboard.store.types import UTCDateTime
 
 CEST = timezone(timedelta(hours=2))
@@ -76,13 +76,13 @@ def test_digits(number: str, expected: str) -> None:
 
 @pytest.mark.parametrize("dialect", [SQLITE, POSTGRESQL])
 def test_insert_on_conflict_compiles_for_both_dialects(dialect: Dialect) -> None:
-    values = {"key": "k", "received_at": NOON_UTC}
-    nothing = insert_on_conflict(dialect.name, WebhookLedgerRow, values, key=["key"])
-    assert "ON CONFLICT (key) DO NOTHING" in str(nothing.compile(dialect=dialect)).replace('"', "")
-    update = insert_on_conflict(dialect.name, WebhookLedgerRow, values, key=["key"], update=["received_at"])
-    assert "DO UPDATE SET received_at = excluded.received_at" in str(update.compile(dialect=dialect))
+    values = {"node_id": "k", "url": "u", "started_at": NOON_UTC, "heartbeat_at": NOON_UTC}
+    nothing = insert_on_conflict(dialect.name, NodeRow, values, key=["node_id"])
+    assert "ON CONFLICT (node_id) DO NOTHING" in str(nothing.compile(dialect=dialect)).replace('"', "")
+    update = insert_on_conflict(dialect.name, NodeRow, values, key=["node_id"], update=["heartbeat_at"])
+    assert "DO UPDATE SET heartbeat_at = excluded.heartbeat_at" in str(update.compile(dialect=dialect))
 
 
 def test_insert_on_conflict_refuses_other_dialects() -> None:
     with pytest.raises(NotImplementedError, match="mysql"):
-        insert_on_conflict("mysql", WebhookLedgerRow, {"key": "k"}, key=["key"])
+        insert_on_conflict("mysql", NodeRow, {"node_id": "k"}, key=["node_id"])

@@ -32,7 +32,7 @@ from switchboard.apps.calls_api.mapping import (
     event_name,
     platform_model,
 )
-from switchboard.apps.calls_api.outbox import Outbox, Pending, RetryPolicy
+from switchboard.apps.calls_api.outbox import Outbox, RetryPolicy
 from switchboard.apps.calls_api.schemas import CallRecordingModel, RecordingFileModel
 from switchboard.apps.calls_api.subscriptions import SubscriptionIndex, Target
 from switchboard.core import events as ev
@@ -66,11 +66,10 @@ class CallsApi:
         urls: UrlPolicy,
         clock: Callable[[], datetime] = utcnow,
         retry: RetryPolicy | None = None,
+        node_id: str = "node",
     ) -> None:
         self._control = control
-        self._insert_outbox = insert(WebhookOutboxRow).returning(
-            WebhookOutboxRow.id, sort_by_parameter_order=True
-        )
+        self._insert_outbox = insert(WebhookOutboxRow)
         recording_columns = [c.name for c in CallRecordingRow.__table__.columns if c.name != "id"]
         self._upsert_recording = upsert(db.dialect, CallRecordingRow, key=["id"], update=recording_columns)
         self._subscriptions = SubscriptionIndex(db)
@@ -81,6 +80,7 @@ class CallsApi:
             urls=urls,
             clock=clock,
             retry=retry or RetryPolicy(),
+            owner=node_id,
         )
         self._ctx = Context(
             control=control,
@@ -147,10 +147,7 @@ class CallsApi:
                 for target in targets
             ]
             steps.append(Step(self._insert_outbox, rows))
-        outcomes = await self._ctx.db.write(*steps)
-        if rows:
-            ids = [row.id for row in outcomes[-1].rows]
-            self._outbox.add([Pending(id=row_id, **row) for row_id, row in zip(ids, rows, strict=True)])
+        await self._outbox.write(*steps)
 
     def _recording(self, event: ev.RecordingReady) -> tuple[dict[str, Any], dict[str, Any]]:
         """The recording's row, and what its event's webhook adds (`recording`)."""

@@ -280,7 +280,6 @@ def build_router(ctx: Context) -> APIRouter:
                 .values(failed_at=ctx.clock(), last_error="the subscription was deleted")
             )
         ctx.subscriptions.invalidate()
-        ctx.outbox.drop_subscription(subscriptionId)
         return Response(status_code=204)
 
     return router

@@ -10,6 +10,11 @@ Retries. A non-2xx answer, a timeout or a refused connection schedules the next 
 ±20 % jitter; after `give_up_after` (24 h) from the event the row is marked failed and logged, and the
 stream moves on. Rows survive a restart: the loop resumes whatever is pending in the table.
 
+Several nodes. Nodes on one database share the table: a node delivers only the rows it holds a lease on
+(`store.outbox`), a stream is delivered by one node at a time, and the rows of a node that dies are
+taken over by another once its leases run out. A receiver may see an event twice only when a node died
+during the request; `X-Event-Id` lets it drop the repeat.
+
 Signing (subscription security).
 - BASIC: `Authorization: Basic base64(username:password)`.
 - HMAC: `X-Timestamp: <unix seconds>` and `X-HMAC-Signature` = `X-Signature` =
@@ -26,22 +31,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import heapq
 import hmac
 import logging
 import random
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import bindparam, select, update
 
 from switchboard.httpapi.urls import UnsafeUrl, UrlPolicy
 from switchboard.store.base import Database
-from switchboard.store.calls_api import WebhookOutboxRow, utc
-from switchboard.store.writes import Step
+from switchboard.store.calls_api import utc
+from switchboard.store.outbox import OutboxLeases
+from switchboard.store.writes import Outcome, Step
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +67,9 @@ class RetryPolicy:
     give_up_after: float = 24 * 3600.0
     timeout: float = 5.0
     jitter: float = 0.2
+    lease: float = 30.0
+    """How long a node holds a row it is delivering; longer than `timeout`, so a row is taken over
+    only from a node that died."""
 
     def delay(self, attempts: int) -> float:
         """Seconds to wait after the `attempts`-th failed attempt."""
@@ -97,7 +105,7 @@ def auth_headers(security: Mapping[str, Any] | None, body: bytes, now: datetime)
 
 @dataclass(slots=True)
 class Pending:
-    """An undelivered outbox row, as the delivery loop keeps it in memory."""
+    """An undelivered outbox row this node holds the lease on."""
 
     id: int
     subscription_id: str
@@ -110,7 +118,8 @@ class Pending:
     created_at: datetime
 
     @classmethod
-    def of(cls, row: WebhookOutboxRow) -> Pending:
+    def of(cls, row: Any) -> Pending:
+        """From a `WebhookOutboxRow` or a row with its columns as attributes."""
         return cls(
             id=row.id,
             subscription_id=row.subscription_id,
@@ -123,17 +132,16 @@ class Pending:
             created_at=utc(row.created_at),
         )
 
-    @property
-    def stream(self) -> tuple[str, str | None]:
-        return (self.subscription_id, self.call_id)
-
 
 class Outbox:
     """Delivers stored events (`run`, the one background task).
 
-    The table is the record; the loop works from memory: rows are handed over with `add` once they are
-    committed, and whatever was pending when the loop starts is read back from the table. Each attempt's
-    outcome is written to the row before the stream moves on.
+    The table is the record and the queue: due stream heads are claimed with a lease
+    (`store.outbox.OutboxLeases`), delivered, and each attempt's outcome is written to its row, which
+    frees the lease and makes the stream's next row claimable. Claims ride on the writes that make rows
+    claimable: `write` stores new rows and claims in the same transaction, and so does each attempt's
+    outcome; rows stored by other nodes, retries that come due and leases that ran out are found by
+    looking every `poll_s`.
     """
 
     def __init__(
@@ -145,143 +153,123 @@ class Outbox:
         urls: UrlPolicy,
         clock: Callable[[], datetime],
         retry: RetryPolicy,
+        owner: str = "node",
         concurrency: int = 16,
+        poll_s: float = 1.0,
     ) -> None:
         self._db = db
-        self._update = update(WebhookOutboxRow).where(WebhookOutboxRow.id == bindparam("row_id"))
+        self._leases = OutboxLeases(db, owner)
         self._http = http
         self._profiles = profiles
         self._urls = urls
         self._now = clock
         self._retry = retry
+        self._concurrency = concurrency
+        self._poll_s = poll_s
         self._wake = asyncio.Event()
-        self._limit = asyncio.Semaphore(concurrency)
-        self._streams: dict[tuple[str, str | None], deque[Pending]] = {}
-        self._known: set[int] = set()
-        self._inflight: set[tuple[str, str | None]] = set()
+        self._inflight: set[int] = set()
+        self._reserved = 0
+        self._retries: list[datetime] = []
+        """When this node's failed attempts come due (a heap): the loop looks then."""
+        self._tasks: asyncio.TaskGroup | None = None
 
-    def add(self, items: list[Pending]) -> None:
-        """Committed rows to deliver; delivery starts at once."""
-        for item in items:
-            self._enqueue(item)
-        if items:
+    def wake(self) -> None:
+        """Rows were committed elsewhere: claim and deliver now."""
+        self._wake.set()
+
+    async def write(self, *steps: Step) -> list[Outcome]:
+        """Run `steps` (which store rows) and claim what is due in the same transaction; claimed rows
+        are delivered at once. Returns the outcomes of `steps`."""
+        free = self._concurrency - len(self._inflight) - self._reserved
+        if self._tasks is None or free <= 0:
+            outcomes = await self._db.write(*steps)
             self._wake.set()
-
-    def drop_subscription(self, subscription_id: str) -> None:
-        """The subscription was deleted (its rows were marked failed): stop delivering them."""
-        for key in [k for k in self._streams if k[0] == subscription_id and k not in self._inflight]:
-            for item in self._streams.pop(key):
-                self._known.discard(item.id)
-
-    def _enqueue(self, item: Pending) -> None:
-        if item.id in self._known:
-            return
-        self._known.add(item.id)
-        self._streams.setdefault(item.stream, deque()).append(item)
+            return outcomes
+        claim = self._leases.claim_step(self._now(), limit=free, lease=timedelta(seconds=self._retry.lease))
+        self._reserved += free
+        try:
+            outcomes = await self._db.write(*steps, claim)
+        finally:
+            self._reserved -= free
+        for row in self._leases.claimed(outcomes[-1]):
+            item = Pending.of(row)
+            self._inflight.add(item.id)
+            self._tasks.create_task(self._attempt(item))
+        return outcomes[:-1]
 
     async def run(self) -> None:
-        """Deliver pending rows until cancelled; sleep until the next due row or an `add`.
+        """Deliver pending rows until cancelled. Each stream has at most one attempt in flight (only
+        its head can be claimed); attempts run as tasks of this loop's TaskGroup, so a slow receiver
+        delays nothing but its own stream."""
+        await self._leases.release()
+        async with asyncio.TaskGroup() as tasks:
+            self._tasks = tasks
+            try:
+                await self._look_forever()
+            finally:
+                self._tasks = None
 
-        Each stream has at most one attempt in flight; attempts run as tasks of this loop's TaskGroup,
-        so a slow receiver delays nothing but its own stream.
-        """
-        await self._load()
-        async with asyncio.TaskGroup() as tg:
-            while True:
-                self._wake.clear()
-                next_due = self._dispatch(tg)
-                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation that
-                # arrives as the wait completes, and this loop would never stop.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(next_due):
-                        await self._wake.wait()
+    async def _look_forever(self) -> None:
+        while True:
+            self._wake.clear()
+            looked_at = self._now()
+            try:
+                await self.write()
+            except Exception:
+                log.exception("claiming webhook events to deliver failed")
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation that
+            # arrives as the wait completes, and this loop would never stop.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._next_look(looked_at)):
+                    await self._wake.wait()
 
-    async def _load(self) -> None:
-        async with self._db.session() as s:
-            rows = await s.scalars(
-                select(WebhookOutboxRow)
-                .where(WebhookOutboxRow.delivered_at.is_(None), WebhookOutboxRow.failed_at.is_(None))
-                .order_by(WebhookOutboxRow.id)
-            )
-            pending = [Pending.of(row) for row in rows]
-        for item in pending:
-            self._enqueue(item)
-        for queue in self._streams.values():
-            ordered = sorted(queue, key=lambda item: item.id)
-            queue.clear()
-            queue.extend(ordered)
-        if pending:
-            log.info("resuming delivery of %d stored events", len(pending))
-
-    def _dispatch(self, tg: asyncio.TaskGroup) -> float | None:
-        """Start an attempt for every due stream head not in flight; return seconds until the next."""
-        now = self._now()
-        waits: list[float] = []
-        for key, queue in self._streams.items():
-            if key in self._inflight:
-                continue
-            head = queue[0]
-            due_in = (head.next_attempt_at - now).total_seconds()
-            if due_in > 0:
-                waits.append(due_in)
-                continue
-            self._inflight.add(key)
-            tg.create_task(self._attempt(head))
-        return min(waits) if waits else None
+    def _next_look(self, looked_at: datetime) -> float:
+        """Seconds until the next retry falls due (one due since `looked_at`: now), at most `poll_s`."""
+        while self._retries and self._retries[0] <= looked_at:
+            heapq.heappop(self._retries)
+        if not self._retries:
+            return self._poll_s
+        return max(0.0, min(self._poll_s, (self._retries[0] - self._now()).total_seconds()))
 
     async def _attempt(self, item: Pending) -> None:
-        finished = False
         try:
-            async with self._limit:
-                error = await self._post(item)
-            finished = await self._record(item, error)
+            error = await self._post(item)
+            await self._record(item, error)
         except Exception:
             log.exception("webhook %s: delivery attempt failed unexpectedly", item.id)
-            item.next_attempt_at = self._now() + timedelta(seconds=self._retry.delay(item.attempts + 1))
-        finally:
-            if finished:
-                queue = self._streams.get(item.stream)
-                if queue and queue[0] is item:
-                    queue.popleft()
-                    if not queue:
-                        del self._streams[item.stream]
-                self._known.discard(item.id)
-            self._inflight.discard(item.stream)
             self._wake.set()
+        finally:
+            self._inflight.discard(item.id)
 
-    async def _record(self, item: Pending, error: str | None) -> bool:
-        """Write the attempt's outcome to the row; True when the row is done (delivered or given up)."""
+    async def _record(self, item: Pending, error: str | None) -> None:
+        """Write the attempt's outcome to the row (delivered, given up, or when to try again), and
+        claim what that made due (the stream's next row) in the same transaction."""
         now = self._now()
-        item.attempts += 1
-        values: dict[str, Any] = {
-            "row_id": item.id,
-            "attempts": item.attempts,
-            "next_attempt_at": item.next_attempt_at,
-            "delivered_at": None,
-            "failed_at": None,
-            "last_error": None,
-        }
-        done = True
+        attempts = item.attempts + 1
+        outcome: dict[str, Any] = {"attempts": attempts, "next_attempt_at": item.next_attempt_at}
         if error is None:
-            values["delivered_at"] = now
+            outcome["delivered_at"] = now
         elif (now - item.created_at).total_seconds() >= self._retry.give_up_after:
-            values.update(failed_at=now, last_error=error[:2000])
+            outcome.update(failed_at=now, last_error=error[:2000])
             log.error(
                 "giving up webhook %s (%s of call %s) to %s after %d attempts: %s",
                 item.id,
                 item.event_type,
                 item.call_id,
                 item.url,
-                item.attempts,
+                attempts,
                 error,
             )
         else:
-            item.next_attempt_at = now + timedelta(seconds=self._retry.delay(item.attempts))
-            values.update(next_attempt_at=item.next_attempt_at, last_error=error[:2000])
-            log.info("webhook %s to %s failed (attempt %d): %s", item.id, item.url, item.attempts, error)
-            done = False
-        await self._db.write(Step(self._update, values))
-        return done
+            retry_at = now + timedelta(seconds=self._retry.delay(attempts))
+            outcome.update(next_attempt_at=retry_at, last_error=error[:2000])
+            heapq.heappush(self._retries, retry_at)
+            self._wake.set()  # the loop sets its timer for it
+            log.info("webhook %s to %s failed (attempt %d): %s", item.id, item.url, attempts, error)
+        self._inflight.discard(item.id)
+        (written,) = await self.write(self._leases.record_step(item.id, **outcome))
+        if written.rowcount != 1:
+            log.warning("webhook %s: the lease ran out during the attempt; another node has the row", item.id)
 
     async def _post(self, row: Pending) -> str | None:
         """POST the row; None on a 2xx, otherwise what went wrong."""

@@ -8,6 +8,10 @@ once; the job runs right away and, if it fails, again with backoff, across resta
 delivers at least once and out of order: a repeated item is not stored again, processing is idempotent,
 and a terminate that comes before its connect ends the call as soon as it exists (or keeps it from being
 offered at all).
+
+Several nodes. Meta delivers to whichever node its webhook URL reaches. An item about a call that
+another live node carries is handed to that node's job queue (`JobElsewhere`), which runs it there; an
+item about a call whose node died waits (retried) until a live node has ended that call.
 """
 
 from __future__ import annotations
@@ -36,9 +40,11 @@ from switchboard.channels.whatsapp.permissions import WhatsAppPermissions
 from switchboard.channels.whatsapp.senders import Sender, SenderDirectory
 from switchboard.channels.whatsapp.signature import matching_secret
 from switchboard.core.control import CallControl, InboundCall
-from switchboard.core.jobs import JobRunner
+from switchboard.core.jobs import JobElsewhere, JobRunner
 from switchboard.core.models import Endpoint, EndpointType, ErrorCode
+from switchboard.core.nodes import CallOwners
 from switchboard.core.ports import Job
+from switchboard.errors import SwitchboardError
 from switchboard.httpapi.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -46,6 +52,10 @@ log = logging.getLogger(__name__)
 MEDIA_FAILURE_CODES = {138020, 138021, 138022, 138023}
 ITEM_KIND = "whatsapp.webhook"
 """Jobs that process one item of a Meta notification."""
+
+
+class CallOnDeadNode(SwitchboardError):
+    """The item's call was carried by a node that stopped; a live node is ending it (retry after)."""
 
 
 class WhatsAppWebhooks:
@@ -59,8 +69,10 @@ class WhatsAppWebhooks:
         senders: SenderDirectory,
         jobs: JobRunner,
         permissions: WhatsAppPermissions,
+        owners: CallOwners | None = None,
     ) -> None:
         self._control = control
+        self._owners = owners
         self._senders = senders
         self._jobs = jobs
         self._permissions = permissions
@@ -115,6 +127,7 @@ class WhatsAppWebhooks:
         value = Value.model_validate(job.payload["value"])
         field = job.payload["field"]
         if field == "calls":
+            await self._check_owner(value)
             for call in value.calls:
                 await self._call(sender, value, call)
             for status in value.statuses:
@@ -122,6 +135,21 @@ class WhatsAppWebhooks:
         elif field == "messages":
             for message in value.messages:
                 await self._message(sender, message)
+
+    async def _check_owner(self, value: Value) -> None:
+        """Raise `JobElsewhere` when another live node carries the item's call; raise (to retry later)
+        when its node died and its calls are not ended yet."""
+        if self._owners is None:
+            return
+        signals = [(c.id, c.biz_opaque_callback_data) for c in value.calls]
+        signals += [(status.id, status.biz_opaque_callback_data) for status in value.statuses]
+        for peer_call_id, hint in signals:
+            owner = await self._owners.of_peer_call(peer_call_id, hint)
+            if owner is None:
+                continue
+            if owner.alive:
+                raise JobElsewhere(owner.node_id)
+            raise CallOnDeadNode(f"call {peer_call_id} is carried by node {owner.node_id}, which stopped")
 
     async def gave_up(self, job: Job, error: str) -> None:
         log.error("webhook item %s was never processed: %s", job.key, error)

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from switchboard.apps.calls_api.outbox import Outbox, Pending, RetryPolicy
+from switchboard.apps.calls_api.outbox import Outbox, RetryPolicy
 from switchboard.httpapi.urls import UrlPolicy
 from switchboard.store import Database, migrate
 from switchboard.store.calls_api import WebhookOutboxRow
@@ -69,7 +69,8 @@ async def test_each_event_once_in_order_per_call_despite_failures(tmp_path: Path
     calls = [f"call-{i}" for i in range(5)]
     expected = [(c, n) for n in range(12) for c in calls]
     for start in range(0, len(expected), 7):
-        outbox.add([Pending.of(row) for row in await store(db, expected[start : start + 7])])
+        await store(db, expected[start : start + 7])
+        outbox.wake()
         await asyncio.sleep(0.002)
     for _ in range(500):
         if len(received) >= len(expected):

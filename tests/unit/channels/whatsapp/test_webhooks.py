@@ -18,6 +18,7 @@ from switchboard.channels.whatsapp.senders import Sender, SenderDirectory
 from switchboard.channels.whatsapp.webhooks import ITEM_KIND, WhatsAppWebhooks
 from switchboard.core.events import CallEvent, CallReceived
 from switchboard.core.models import InboundAction, InboundTarget
+from switchboard.core.nodes import CallOwner
 from switchboard.core.ports import ChannelRecord
 from switchboard.emulator import sign
 
@@ -109,3 +110,47 @@ async def check_processed_again(rig: Rig) -> None:
         assert again.status_code == 200
         await settle()
         assert len(rig.events.find(CallReceived)) == 1, "Meta's redelivery is not a second call"
+
+
+class Owners:
+    """Node-b carries wacid.b (alive); node-c carried wacid.c and stopped."""
+
+    node_id = "node-a"
+
+    async def of_call(self, call_id: str) -> CallOwner | None:
+        return None
+
+    async def of_peer_call(self, peer_call_id: str, call_hint: str | None) -> CallOwner | None:
+        return {
+            "wacid.b": CallOwner("node-b", "http://10.0.0.2:8080", alive=True),
+            "wacid.c": CallOwner("node-c", "http://10.0.0.3:8080", alive=False),
+        }.get(peer_call_id)
+
+    async def of_dialog(self, dialog_id: str) -> CallOwner | None:
+        return None
+
+
+async def test_an_item_about_a_call_of_another_node_is_handed_to_that_node() -> None:
+    async with running_rig() as rig:
+        senders = SenderDirectory(Records())
+        await senders.save(SENDER)
+        graph = GraphClient(httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(200))))
+        permissions = WhatsAppPermissions(graph, senders, InMemoryPermissionRepository())
+        webhooks = WhatsAppWebhooks(rig.control, senders, rig.control.jobs, permissions, owners=Owners())
+        rig.control.jobs.register(webhooks)
+        app = FastAPI()
+        app.include_router(webhooks.router)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://server") as meta:
+            for wacid in ("wacid.b", "wacid.c", "wacid.new"):
+                body = connect(wacid)
+                headers = {"X-Hub-Signature-256": sign(body, SECRET), "Content-Type": "application/json"}
+                assert (
+                    await meta.post("/webhooks/whatsapp", content=body, headers=headers)
+                ).status_code == 200
+            await settle()
+        assert rig.jobs.states() == [
+            (ITEM_KIND, "call:wacid.b:connect", "handed to node-b"),
+            (ITEM_KIND, "call:wacid.c:connect", "pending"),
+            (ITEM_KIND, "call:wacid.new:connect", "done"),
+        ], "node-b's call goes to node-b; the dead node's waits until its calls are ended; a new one is here"
+        assert rig.jobs.jobs[2]["error"] and "node-c" in rig.jobs.jobs[2]["error"]
