@@ -346,8 +346,12 @@ class InMemoryCallRepository:
     def __init__(self) -> None:
         self.calls: dict[str, Call] = {}
         self.saved_states: list[tuple[str, CallState]] = []
+        self.failing: Exception | None = None
+        """Raised by `save` while set (the database failing)."""
 
     async def save(self, call: Call) -> None:
+        if self.failing is not None:
+            raise self.failing
         self.calls[call.id] = _copy_call(call)
         self.saved_states.append((call.id, call.state))
 

@@ -376,6 +376,9 @@ class CallControl:
                 self.operations.on_playback_finished(session, event)
 
     async def _on_timer(self, session: CallSession, kind: TimerKind) -> None:
+        if kind is TimerKind.STORE_END:
+            await self.lifecycle.store_end_again(session)
+            return
         if session.ended:
             return
         match kind:

@@ -9,6 +9,7 @@ again once its lease runs out). Other nodes add jobs too, so the queue is looked
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from datetime import timedelta
 from typing import Protocol
@@ -148,7 +149,16 @@ class JobRunner:
 
     async def _run_one(self, job: Job) -> None:
         async with self._slots:
-            await self._attempt(job)
+            for tries in itertools.count():
+                try:
+                    await self._attempt(job)
+                    return
+                except Exception as exc:
+                    # Its outcome could not be stored (the database failing). It is still leased to
+                    # this process: run it again here (processing is idempotent), not after the lease.
+                    delay = min(self._max, self._base * 2**tries)
+                    log.warning("job %s %s: storing its outcome failed (%s)", job.kind, job.key, exc)
+                    await asyncio.sleep(delay)
 
     async def _attempt(self, job: Job) -> None:
         handler = self._handlers.get(job.kind)

@@ -39,6 +39,8 @@ from switchboard.core.timers import TimerKind
 log = logging.getLogger(__name__)
 
 MEDIA_CLOSED_GRACE_S = 5.0
+STORE_END_RETRY_S = 1.0
+"""How soon an ended call whose final state could not be stored is stored again."""
 """After a peer closes its media cleanly, how long to wait for its signalling to end the call."""
 
 SessionHook = Callable[[CallSession], Awaitable[None]]
@@ -377,14 +379,14 @@ class Lifecycle:
     ) -> None:
         """End the call (its lock is held): tell the peer (or leave that to a durable job when
         `defer_far_end`), finish operations, close media, save the final state and its CDR, and queue
-        the final event. Idempotent."""
-        s = self._s
+        the final event. Idempotent; if the final state could not be stored, ending it again stores it
+        (as the call's own timer does every `STORE_END_RETRY_S`)."""
         call = session.call
         if session.ended:
+            if not session.end_stored:
+                await self._store_end(session)
             return
         session.ended = True
-        s.registry.remove(session)
-        answered = call.answer_time is not None
         if tell_peer:
             await self._tell_far_end(call, session.channel, defer=defer_far_end)
         session.deadlines.clear()
@@ -397,17 +399,43 @@ class Lifecycle:
         except Exception:
             log.exception("closing media of call %s failed", call.id)
         final = st.final_state_for(call, code)
-        st.end(call, final, s.clock.now(), source=source, code=code, description=description)
-        await s.calls.save(call)
-        if call.direction is Direction.OUTBOUND and not answered and call.peer_call_id is not None:
+        st.end(call, final, self._s.clock.now(), source=source, code=code, description=description)
+        await self._store_end(session)
+
+    async def _store_end(self, session: CallSession) -> None:
+        """Store the ended call's final state and CDR, then let it go and queue its final event. While
+        that cannot be stored the call stays registered (its API and webhooks still find it, nothing is
+        acknowledged as stored) and its timer tries again."""
+        s = self._s
+        call = session.call
+        try:
+            await s.calls.save(call)
+        except Exception:
+            session.deadlines.set(TimerKind.STORE_END, s.clock.monotonic() + STORE_END_RETRY_S)
+            s.arm(session)
+            raise
+        session.end_stored = True
+        session.deadlines.clear()
+        s.arm(session)
+        s.registry.remove(session)
+        if call.direction is Direction.OUTBOUND and call.answer_time is None and call.peer_call_id:
             # Only a call that reached the peer went unanswered; one whose dial failed did not.
             await s.admission.outcome(call, connected=False)
-        s.emit(call, ev.CallFinished if final is CallState.FINISHED else ev.CallFailed)
+        s.emit(call, ev.CallFinished if call.state is CallState.FINISHED else ev.CallFailed)
         if session.recording is None:
             session.inbox.put_nowait(Stop())
         # else the executor stops once the engine has reported the file (`on_recording_finished`).
         for hook in self.on_ended:
             session.follow_ups.append(functools.partial(hook, session))
+
+    async def store_end_again(self, session: CallSession) -> None:
+        """The call's `STORE_END` timer: store its end if it still is not."""
+        if not session.ended or session.end_stored:
+            return
+        try:
+            await self._store_end(session)
+        except Exception as exc:
+            log.warning("the end of call %s is still not stored (%s); trying again", session.id, exc)
 
     async def _tell_far_end(self, call: Call, channel: CallChannel, *, defer: bool) -> None:
         """Hang up (or reject) the far end; if that cannot be done now, a durable job keeps trying."""

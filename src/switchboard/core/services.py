@@ -115,7 +115,8 @@ class Services:
 
     def arm(self, session: CallSession) -> None:
         """Keep one wake-up armed for the call's earliest deadline."""
-        deadline = None if session.ended else session.deadlines.next()
+        waiting = not session.ended or not session.end_stored
+        deadline = session.deadlines.next() if waiting else None
         if deadline == session.armed_at:
             return
         if session.wakeup is not None:

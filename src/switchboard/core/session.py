@@ -89,6 +89,8 @@ class CallSession:
     dialog_id: str | None = None
     transfer: PendingTransfer | None = None
     ended: bool = False
+    end_stored: bool = False
+    """The ended call's final state and CDR are stored; until then the call stays registered."""
     follow_ups: list[FollowUp] = field(default_factory=list)
     """Work that must run once the lock is released (it touches other calls)."""
 

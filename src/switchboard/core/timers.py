@@ -20,6 +20,8 @@ class TimerKind(enum.Enum):
     """The peer closed its media; its signalling did not end the call in time."""
     TRANSFER = "transfer"
     """An application transfer was not accepted in time."""
+    STORE_END = "store_end"
+    """The call ended but its final state could not be stored (the database failing): try again."""
 
 
 class Deadlines:

@@ -3,7 +3,8 @@
 Calls, IVR and every 401: `{"requestError": {"serviceException": {"messageId", "text"}}}`.
 Call Routing (`/callrouting/`) but its 401s: `{"errorCode", "description", "action", "violations",
 "resources"}`, all five always present.
-Validation errors name the field that is wrong (`body.endpoint.type: ...`).
+Validation errors name the field that is wrong (`body.endpoint.type: ...`). The database failing (disk full,
+connection lost) is a 503: nothing was stored, the request may be sent again.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
@@ -134,6 +136,16 @@ def describe_http(request: Request, exc: HTTPException) -> str:
     return str(exc.detail)
 
 
+UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+"""PostgreSQL's connection exceptions, insufficient resources (disk full, out of memory), shutdown."""
+
+
+def storage_unavailable(exc: DBAPIError) -> bool:
+    """The database could not do the work (full, unreachable), as opposed to refusing it."""
+    sqlstate = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
+    return isinstance(exc, OperationalError | InterfaceError) or sqlstate.startswith(UNAVAILABLE_SQLSTATES)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
@@ -159,6 +171,15 @@ def install_error_handlers(app: FastAPI) -> None:
             response.headers["Allow"] = ", ".join(allowed_methods(request))
         return response
 
+    async def on_storage(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DBAPIError)
+        if not storage_unavailable(exc):
+            return await on_unexpected(request, exc)
+        reason = str(exc.orig).strip() or type(exc.orig).__name__
+        log.error("storage failed on %s %s: %s", request.method, request.url.path, reason)
+        text = f"storage unavailable, nothing was stored: {reason}; try again later"
+        return error_response(503, text, request=request)
+
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return error_response(500, "internal error; the server logged the details", request=request)
@@ -167,4 +188,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SwitchboardError, on_core_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(HTTPException, on_http)
+    app.add_exception_handler(DBAPIError, on_storage)
     app.add_exception_handler(Exception, on_unexpected)

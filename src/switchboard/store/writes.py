@@ -207,18 +207,22 @@ class SqliteThreadExecutor:
 
     @staticmethod
     def _transaction(connection: Connection, work: list[Callable[[], list[Outcome]]]) -> list[Result]:
-        """Run `work` in one transaction: committed if all of it succeeds, else rolled back and raised."""
+        """Run `work` in one transaction: committed if all of it succeeds, else rolled back and raised.
+        The driver's own errors (a COMMIT that finds the disk full) are raised as SQLAlchemy's."""
         driver = _driver(connection)
-        if driver.in_transaction:  # a rollback that failed before: never build on its leftovers
-            driver.rollback()
-        driver.execute("BEGIN IMMEDIATE")
         try:
-            results: list[Result] = [run() for run in work]
-            SqliteThreadExecutor._end(connection, commit=True)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                SqliteThreadExecutor._end(connection, commit=False)
-            raise
+            if driver.in_transaction:  # a rollback that failed before: never build on its leftovers
+                driver.rollback()
+            driver.execute("BEGIN IMMEDIATE")
+            try:
+                results: list[Result] = [run() for run in work]
+                SqliteThreadExecutor._end(connection, commit=True)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    SqliteThreadExecutor._end(connection, commit=False)
+                raise
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance("COMMIT", None, exc, sqlite3.Error) from exc
         return results
 
     @staticmethod

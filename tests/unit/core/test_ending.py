@@ -7,7 +7,7 @@ from support.fakes import settle
 from switchboard.core import state as st
 from switchboard.core.errors import CallNotFound, InvalidCallState
 from switchboard.core.events import CallEvent, CallFailed, CallFinished
-from switchboard.core.lifecycle import MEDIA_CLOSED_GRACE_S
+from switchboard.core.lifecycle import MEDIA_CLOSED_GRACE_S, STORE_END_RETRY_S
 from switchboard.core.models import CallState, ErrorCode, HangupSource
 
 INBOUND_STATES = [CallState.CALLING, CallState.RINGING, CallState.PRE_ESTABLISHED, CallState.ESTABLISHED]
@@ -196,3 +196,29 @@ async def test_shutdown_ends_every_live_call(rig: Rig) -> None:
         stored = await rig.stored(call_id)
         assert stored.state.is_final
         assert stored.error is not None and stored.error.code is ErrorCode.SERVICE_UNAVAILABLE
+
+
+async def test_an_end_that_cannot_be_stored_fails_and_is_stored_once_storage_works(rig: Rig) -> None:
+    call_id = await inbound_in(rig, CallState.ESTABLISHED)
+    rig.calls.failing = OSError("database or disk is full")
+
+    with pytest.raises(OSError):
+        await rig.control.hangup(call_id)
+
+    assert rig.channel.ops_of(call_id)[-1] == "hangup"
+    assert rig.leg(call_id).closed
+    assert (await rig.stored(call_id)).state is CallState.ESTABLISHED
+    rig.clock.advance(STORE_END_RETRY_S)
+    await settle()
+    assert (await rig.stored(call_id)).state is CallState.ESTABLISHED
+    assert not [e for e in rig.events.of(call_id) if isinstance(e, CallFinished | CallFailed)]
+    assert rig.control.is_live(call_id), "forgotten before its end was stored"
+
+    rig.calls.failing = None
+    rig.clock.advance(STORE_END_RETRY_S)
+    event = await final_event(rig, call_id)
+
+    assert type(event) is CallFinished
+    assert (await rig.stored(call_id)).state is CallState.FINISHED
+    assert not rig.control.is_live(call_id)
+    assert rig.channel.ops_of(call_id).count("hangup") == 1
