@@ -84,3 +84,13 @@ class ManualClock:
             self._now = max(self._now, item.when)
             item.callback()
         self._now = until
+
+
+async def sleep(clock: Clock, seconds: float) -> None:
+    """Wait `seconds` on `clock` (a `ManualClock` wakes it when advanced)."""
+    woke = asyncio.Event()
+    handle = clock.call_at(clock.monotonic() + seconds, woke.set)
+    try:
+        await woke.wait()
+    finally:
+        handle.cancel()

@@ -115,6 +115,7 @@ class CallControl:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._s.registry.run())
             tasks.create_task(self.jobs.run())
+            tasks.create_task(self._s.publisher.retry_failed(self._s.clock))
 
     @property
     def running(self) -> bool:

@@ -7,8 +7,8 @@ on other calls: a handler never waits for another task's publication either (tha
 for this one); its events go out with that task's. Any other task that flushes while another task
 publishes waits until its own events are out, so an action returns only once its events are stored. A
 durable handler's failure is raised to the flush that the event belongs to; the event is kept and given
-to that handler again, before anything newer of the call, at the call's next flush (nothing is lost when
-storing fails for a while).
+to that handler again, before anything newer of the call, at the call's next flush, and by `retry_failed`
+with backoff meanwhile (a call that ended has no next flush): nothing is lost when storing fails for a while.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from switchboard.core.bus import DurableDeliveryFailed, EventBus, EventHandler
+from switchboard.core.clock import Clock, sleep
 from switchboard.core.events import CallEvent
 
 
@@ -92,6 +93,20 @@ class EventPublisher:
         errors = [item.error for item in mine if item.error is not None]
         if errors:
             raise errors[0]
+
+    async def retry_failed(self, clock: Clock, *, first_delay: float = 1.0, max_delay: float = 30.0) -> None:
+        """Until cancelled, give events a durable handler could not store to it again, waiting
+        `first_delay` between rounds, doubled (up to `max_delay`) while storing keeps failing."""
+        delay = first_delay
+        while True:
+            await sleep(clock, delay)
+            stored = True
+            for key in [key for key, stream in self._streams.items() if stream.failed]:
+                try:
+                    await self.flush(key)
+                except Exception:
+                    stored = False
+            delay = first_delay if stored else min(delay * 2, max_delay)
 
     async def _drain(self, stream: _Stream) -> Exception | None:
         """Publish what is pending, in order; the error that stops it while an event cannot be stored."""

@@ -5,6 +5,7 @@ import pytest
 
 from support.fakes import settle
 from switchboard.core.bus import InProcessEventBus
+from switchboard.core.clock import ManualClock
 from switchboard.core.events import CallEvent, CallReceived
 from switchboard.core.models import Call, Direction, Endpoint, EndpointType
 from switchboard.core.publisher import EventPublisher
@@ -200,3 +201,32 @@ async def test_a_handler_never_waits_for_another_tasks_publication() -> None:
     )
     assert seen.index("h:a0") < seen.index("h:a1")
     assert seen.index("h:b0") < seen.index("h:b1")
+
+
+async def test_an_event_that_could_not_be_stored_is_stored_later_although_nothing_newer_comes() -> None:
+    seen: list[str] = []
+    durable = Handler("store", seen)
+    durable.fails.add("a0")
+    publisher = publisher_with((durable, True))
+    clock = ManualClock()
+    publisher.queue("a", event("a", 0))
+    with pytest.raises(OSError):
+        await publisher.flush("a")
+    retrying = asyncio.create_task(publisher.retry_failed(clock, first_delay=1.0, max_delay=4.0))
+    try:
+        await settle()
+        clock.advance(1.0)
+        await settle()
+        assert seen == ["store:a0", "store:a0"]  # still failing: the next round waits twice as long
+        clock.advance(1.0)
+        await settle()
+        assert len(seen) == 2
+        durable.fails.clear()
+        clock.advance(1.0)
+        await settle()
+        assert seen == ["store:a0", "store:a0", "store:a0"]
+        clock.advance(10.0)
+        await settle()
+        assert len(seen) == 3  # stored: given once, never again
+    finally:
+        retrying.cancel()
