@@ -108,6 +108,8 @@ WHATSAPP_LEG = LegSpec()
 class DtmfSource(enum.StrEnum):
     RFC4733 = "RFC4733"
     INBAND = "INBAND"
+    SIGNALLING = "SIGNALLING"
+    """Sent in the call's signalling (SIP INFO), not in the media."""
 
 
 @dataclass(frozen=True, slots=True)

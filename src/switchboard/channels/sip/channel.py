@@ -22,12 +22,14 @@ from switchboard.channels.sip.events import (
     AckTimeout,
     Answered,
     Cancelled,
+    DialogRequest,
     Ended,
     Failed,
     HungUp,
     Progress,
     SipCallEvent,
 )
+from switchboard.channels.sip.info_dtmf import parse_info_dtmf
 from switchboard.channels.sip.message import Address, Request, SipURI
 from switchboard.channels.sip.registrations import TrunkRegistrations
 from switchboard.channels.sip.transport import Peer, TransportName
@@ -417,6 +419,10 @@ class SipChannel:
                     peer_call_id, code=ErrorCode.REQUEST_TIMEOUT, description="the SIP peer never sent ACK"
                 )
                 return True
+            case DialogRequest(request=request) if request.method == "INFO":
+                key = parse_info_dtmf(request.content_type or "", request.body)
+                if key is not None:
+                    core.remote_dtmf(peer_call_id, key.digit, key.duration_ms)
         return False
 
     def _hold(self, peer_call_id: str, request: Request) -> bytes | None:

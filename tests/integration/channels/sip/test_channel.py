@@ -6,11 +6,13 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from support.fakes import InMemoryChannelRecords
+from support.sipp import free_port, needs_sipp, run_sipp, sipp_args
 from switchboard.channels.sip.channel import SipChannel, failure_code, hold_answer
 from switchboard.channels.sip.digest import Credentials
 from switchboard.channels.sip.endpoint import EndpointConfig, OutgoingCall, SipCall, SipEndpoint
@@ -42,6 +44,7 @@ from switchboard.core.models import (
 )
 
 pytestmark = pytest.mark.timeout(60)
+SCENARIOS = Path(__file__).parent / "scenarios"
 
 SDP = "v=0\r\no=- 7 7 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n"
 STEP = 20.0
@@ -82,6 +85,10 @@ class RecordingCore:
 
     async def remote_hangup(self, peer_call_id: str, **kwargs: Any) -> None:
         self.reports.put_nowait(("hangup", peer_call_id, kwargs))
+
+    def remote_dtmf(self, peer_call_id: str, digit: str, duration_ms: int) -> bool:
+        self.reports.put_nowait(("dtmf", peer_call_id, {"digit": digit, "duration_ms": duration_ms}))
+        return True
 
 
 @dataclass
@@ -374,3 +381,21 @@ def free_udp_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+@needs_sipp
+async def test_keys_sipp_sends_in_info_reach_the_core(rig: Rig, tmp_path: Path) -> None:
+    host, port = rig.channel.endpoint.bound_address("udp")
+    args = ["-sf", str(SCENARIOS / "info_dtmf.xml"), *sipp_args("udp", free_port("udp")), f"{host}:{port}"]
+    caller = asyncio.create_task(run_sipp(args, tmp_path))
+    _, call = await next_of(rig.core.inbound)
+    await rig.channel.answer(call, SDP)
+    result = await caller
+    assert result.returncode == 0, result.output
+    reports = [await next_of(rig.core.reports) for _ in range(3)]
+    assert reports == [
+        ("dtmf", call.peer_call_id, {"digit": "5", "duration_ms": 160}),
+        ("dtmf", call.peer_call_id, {"digit": "#", "duration_ms": 250}),
+        ("hangup", call.peer_call_id, {"description": "the SIP peer hung up"}),
+    ]
+    await no_active_calls(rig)
