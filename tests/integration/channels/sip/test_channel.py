@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from support.fakes import InMemoryChannelRecords
-from support.sipp import free_port, needs_sipp, run_sipp, sipp_args
+from support.sipp import free_port, needs_sipp, run_sipp, sipp_args, sipp_server
 from switchboard.channels.sip.channel import SipChannel, failure_code, hold_answer
 from switchboard.channels.sip.digest import Credentials
 from switchboard.channels.sip.endpoint import EndpointConfig, OutgoingCall, SipCall, SipEndpoint
@@ -27,6 +28,7 @@ from switchboard.channels.sip.trunks import (
     DigestCredentials,
     RegisteredTrunk,
     RegistrationStatus,
+    SelectionStrategy,
     StaticTrunk,
     TrunkDirectory,
     new_trunk_id,
@@ -399,3 +401,100 @@ async def test_keys_sipp_sends_in_info_reach_the_core(rig: Rig, tmp_path: Path) 
         ("hangup", call.peer_call_id, {"description": "the SIP peer hung up"}),
     ]
     await no_active_calls(rig)
+
+
+@contextlib.asynccontextmanager
+async def running_channel(
+    trunk: StaticTrunk, timers: TimerValues | None = None
+) -> AsyncIterator[tuple[SipChannel, RecordingCore]]:
+    config = EndpointConfig(listen=(ListenSpec("udp", "127.0.0.1", 0),), timers=timers or TimerValues())
+    trunks = TrunkDirectory(InMemoryChannelRecords())
+    await trunks.create(trunk)
+    channel = SipChannel(SipEndpoint(config), trunks)
+    channel.health_interval_s = 3600
+    core = RecordingCore(channel)
+    channel.attach(core)  # type: ignore[arg-type]
+    runner = asyncio.create_task(channel.run())
+    try:
+        await asyncio.wait_for(channel.ready.wait(), STEP)
+        yield channel, core
+    finally:
+        runner.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await runner
+
+
+async def dial_over(channel: SipChannel, trunk: StaticTrunk, call_id: str) -> Call:
+    call = Call(
+        id=call_id,
+        endpoint=Endpoint(EndpointType.SIP, username="bob", sip_trunk_id=trunk.id),
+        direction=Direction.OUTBOUND,
+        from_="alice",
+        to="bob",
+    )
+    await channel.prepare_outbound(call)
+    call.peer_call_id = (await channel.dial(call, SDP)).peer_call_id
+    return call
+
+
+@needs_sipp
+async def test_failover_tries_the_next_host_when_one_does_not_answer(tmp_path: Path) -> None:
+    uas_port = free_port("udp")
+    silent = f"127.0.0.1:{free_udp_port()}"
+    trunk = static_trunk(sources=("192.0.2.1",), destinations=(silent, f"127.0.0.1:{uas_port}"))
+    quick = TimerValues(t1=0.02, t2=0.16, t4=0.2)
+    uas = ["-sn", "uas", *sipp_args("udp", uas_port)]
+    async with sipp_server(uas, tmp_path), running_channel(trunk, quick) as (channel, core):
+        call = await dial_over(channel, trunk, "out-failover")
+        reports = core.reports
+        kind, peer, details = await next_of(reports)
+        while kind == "ringing":
+            kind, peer, details = await next_of(reports)
+        assert (kind, peer) == ("answered", call.peer_call_id)
+        assert "m=audio" in details["sdp"]
+        await channel.hangup(call)
+        await no_active_calls_on(channel, trunk)
+
+
+async def test_failover_moves_on_after_503_but_not_after_486() -> None:
+    config = EndpointConfig(listen=(ListenSpec("udp", "127.0.0.1", 0),))
+    async with SipEndpoint(config) as first, SipEndpoint(config) as second:
+        hosts = tuple(f"127.0.0.1:{pbx.bound_address('udp')[1]}" for pbx in (first, second))
+        trunk = static_trunk(sources=("192.0.2.1",), destinations=hosts)
+        async with running_channel(trunk) as (channel, core):
+            reports = core.reports
+            unavailable = await dial_over(channel, trunk, "out-503")
+            (await asyncio.wait_for(first.incoming.get(), STEP)).reject(503)
+            taken = await asyncio.wait_for(second.incoming.get(), STEP)
+            taken.answer(SDP.encode())
+            kind, peer, _ = await next_of(reports)
+            assert (kind, peer) == ("answered", unavailable.peer_call_id)
+            await channel.hangup(unavailable)
+
+            busy = await dial_over(channel, trunk, "out-486")
+            (await asyncio.wait_for(first.incoming.get(), STEP)).reject(486)
+            kind, peer, details = await next_of(reports)
+            assert (kind, peer, details["code"]) == ("hangup", busy.peer_call_id, ErrorCode.BUSY)
+            assert second.incoming.empty()
+            await no_active_calls_on(channel, trunk)
+
+
+async def test_round_robin_spreads_new_calls_over_the_hosts() -> None:
+    config = EndpointConfig(listen=(ListenSpec("udp", "127.0.0.1", 0),))
+    async with SipEndpoint(config) as first, SipEndpoint(config) as second:
+        hosts = tuple(f"127.0.0.1:{pbx.bound_address('udp')[1]}" for pbx in (first, second))
+        trunk = replace(
+            static_trunk(sources=("192.0.2.1",), destinations=hosts, limit=4),
+            strategy=SelectionStrategy.ROUND_ROBIN,
+        )
+        async with running_channel(trunk) as (channel, _):
+            for index in range(4):
+                await dial_over(channel, trunk, f"out-rr-{index}")
+            got = [await asyncio.wait_for(pbx.incoming.get(), STEP) for pbx in (first, second, first, second)]
+            assert len({call.call_id for call in got}) == 4
+
+
+async def no_active_calls_on(channel: SipChannel, trunk: StaticTrunk) -> None:
+    async with asyncio.timeout(STEP):
+        while channel.trunks.active_calls(trunk.id):
+            await asyncio.sleep(0.01)
