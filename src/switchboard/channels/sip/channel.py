@@ -14,7 +14,7 @@ import contextlib
 import itertools
 import logging
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from switchboard.channels.sip.digest import Challenge
 from switchboard.channels.sip.endpoint import IncomingCall, OptionsResult, OutgoingCall, SipCall, SipEndpoint
@@ -225,8 +225,12 @@ class SipChannel:
     # -- the core's port ---------------------------------------------------------------------------
 
     def leg_spec(self, call: Call) -> LegSpec:
+        """The trunk's media leg; its SDP names `[sip] public_address` when one is configured, as Via and
+        Contact do."""
         trunk = self._trunk_cache.get(call.endpoint.sip_trunk_id or "")
-        return trunk.leg_spec() if trunk is not None else DEFAULT_LEG
+        spec = trunk.leg_spec() if trunk is not None else DEFAULT_LEG
+        public = self.endpoint.config.public_address
+        return replace(spec, advertised_address=public) if public else spec
 
     async def prepare_outbound(self, call: Call) -> None:
         trunk_id = call.endpoint.sip_trunk_id
