@@ -20,7 +20,8 @@ the UAS echoes back; the server's CPU over a `--window` once all calls are up, l
 The system's UDP datagram counter (/proc/net/snmp) over the window is compared with the 200 packets per second
 per call that four forwarded streams make (UAC → A, B → UAS, UAS → B, A → UAC).
 
-Run: .venv/bin/python bench/sip_calls.py [--rate 10,25,40] [--calls 200] [--concurrent 25,50,100] [--window 10]
+Run: .venv/bin/python bench/sip_calls.py [--rate 10,25,40] [--calls 200] [--concurrent 25,50,100]
+     [--window 10]
 """
 
 from __future__ import annotations
@@ -414,7 +415,9 @@ def main() -> None:
     def numbers(text: str) -> list[int]:
         return [int(part) for part in text.split(",") if part]
 
-    parser.add_argument("--rate", type=numbers, default=[10, 25, 40], help="calls per second, comma-separated")
+    parser.add_argument(
+        "--rate", type=numbers, default=[10, 25, 40], help="calls per second, comma-separated"
+    )
     parser.add_argument("--calls", type=int, default=200, help="calls per setup run")
     parser.add_argument("--hold-ms", type=int, default=1000, help="how long each setup-phase call lasts")
     parser.add_argument(
