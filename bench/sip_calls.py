@@ -119,8 +119,9 @@ RTP_UAC = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 # --- the server process ------------------------------------------------------------------------------------
 
 
-def server_main(conn: Any, port: int, sip_port: int, data_dir: str) -> None:
-    """Child process: run a real Server with a SIP listener until the parent sends anything on `conn`."""
+def server_main(conn: Any, port: int, sip_port: int, data_dir: str, profile: str | None) -> None:
+    """Child process: run a real Server with a SIP listener until the parent sends anything on `conn`
+    (under cProfile, its statistics written to `profile`, if asked)."""
     import logging
 
     from switchboard import runtime
@@ -143,7 +144,14 @@ def server_main(conn: Any, port: int, sip_port: int, data_dir: str) -> None:
             conn.send({"event_loop": f"{type(loop).__module__}.{type(loop).__name__}"})
             await loop.run_in_executor(None, conn.recv)
 
-    runtime.run(run(), event_loop=settings.server.event_loop)
+    if profile is None:
+        runtime.run(run(), event_loop=settings.server.event_loop)
+        return
+    import cProfile
+
+    profiler = cProfile.Profile()
+    profiler.runcall(runtime.run, run(), event_loop=settings.server.event_loop)
+    profiler.dump_stats(profile)
 
 
 def proc_cpu_rss(pid: int) -> tuple[float, int]:
@@ -350,7 +358,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     parent, child = ctx.Pipe()
     with tempfile.TemporaryDirectory(prefix="sip-bench-") as tmp:
         work = Path(tmp)
-        server = ctx.Process(target=server_main, args=(child, http_port, sip_port, str(work / "data")))
+        server = ctx.Process(
+            target=server_main, args=(child, http_port, sip_port, str(work / "data"), args.profile)
+        )
         server.start()
         try:
             runtime_info = await asyncio.get_running_loop().run_in_executor(None, parent.recv)
@@ -425,6 +435,7 @@ def main() -> None:
     )
     parser.add_argument("--window", type=float, default=10.0, help="seconds measured in the rtp phase")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--profile", default=None, help="write the server's cProfile statistics here")
     args = parser.parse_args()
     result = asyncio.run(run(args))
     RESULTS.mkdir(exist_ok=True)

@@ -2,9 +2,10 @@
 
 Inbound INVITEs are taken only from a STATIC trunk's source hosts (anyone else gets 403 and nothing
 else happens) and enter call routing (`InboundAction.CALL_ROUTING`) with the trunk's id. Outbound calls
-go to the trunk's destination hosts (or a REGISTERED trunk's current contact). A trunk's `channelLimit`
-is enforced both ways. Hold (re-INVITE or UPDATE) is answered here from our last SDP: it is never passed
-on to the other leg of a bridge.
+go to the trunk's destination hosts (or a REGISTERED trunk's current contact), the next host when one does
+not take the call. A trunk's `channelLimit` is enforced both ways. Hold (re-INVITE or UPDATE) is answered
+here from our last SDP: it is never passed on to the other leg of a bridge. Keys a peer sends in INFO
+reach the call as keys from the media do.
 """
 
 from __future__ import annotations
