@@ -479,12 +479,12 @@ async def test_failover_moves_on_after_503_but_not_after_486() -> None:
             await no_active_calls_on(channel, trunk)
 
 
-async def test_round_robin_spreads_new_calls_over_the_hosts() -> None:
+async def test_round_robin_spreads_new_calls_over_the_hosts_and_fails_over_too() -> None:
     config = EndpointConfig(listen=(ListenSpec("udp", "127.0.0.1", 0),))
     async with SipEndpoint(config) as first, SipEndpoint(config) as second:
         hosts = tuple(f"127.0.0.1:{pbx.bound_address('udp')[1]}" for pbx in (first, second))
         trunk = replace(
-            static_trunk(sources=("192.0.2.1",), destinations=hosts, limit=4),
+            static_trunk(sources=("192.0.2.1",), destinations=hosts, limit=5),
             strategy=SelectionStrategy.ROUND_ROBIN,
         )
         async with running_channel(trunk) as (channel, _):
@@ -492,6 +492,9 @@ async def test_round_robin_spreads_new_calls_over_the_hosts() -> None:
                 await dial_over(channel, trunk, f"out-rr-{index}")
             got = [await asyncio.wait_for(pbx.incoming.get(), STEP) for pbx in (first, second, first, second)]
             assert len({call.call_id for call in got}) == 4
+            await dial_over(channel, trunk, "out-rr-turned-away")
+            (await asyncio.wait_for(first.incoming.get(), STEP)).reject(503)
+            assert (await asyncio.wait_for(second.incoming.get(), STEP)).invite.uri.user == "bob"
 
 
 async def no_active_calls_on(channel: SipChannel, trunk: StaticTrunk) -> None:
