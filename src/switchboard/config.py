@@ -291,6 +291,14 @@ class SipSettings(_Strict):
     rtp_ports: tuple[int, int] = (20000, 29999)
     tls_certificate: Path | None = None
     tls_key: Path | None = None
+    connection_idle_s: float = Field(300.0, gt=0, le=86400)
+    """A TCP/TLS connection that carries nothing this long and that no call or registration uses is closed."""
+    message_timeout_s: float = Field(32.0, gt=0, le=3600)
+    """A SIP message on TCP/TLS must be complete this long after its first byte (slow clients are cut off)."""
+    max_connections: int = Field(1024, ge=1, le=1_000_000)
+    """Accepted TCP/TLS connections per listener; one more is closed at once."""
+    max_connection_buffer: int = Field(81_920, ge=1024, le=16_777_216)
+    """Bytes a connection may hold for a message not yet complete."""
 
     @field_validator("listen")
     @classmethod

@@ -29,7 +29,7 @@ from switchboard.channels.sip.api import build_router as sip_trunks_router
 from switchboard.channels.sip.channel import SipChannel
 from switchboard.channels.sip.endpoint import EndpointConfig, SipEndpoint
 from switchboard.channels.sip.registrations import TrunkRegistrations
-from switchboard.channels.sip.transport import ListenSpec
+from switchboard.channels.sip.transport import ListenSpec, StreamLimits
 from switchboard.channels.sip.trunks import NoRegistrations, Registrations, TrunkDirectory
 from switchboard.channels.websocket.api import build_router as media_stream_configs_router
 from switchboard.channels.websocket.configs import MediaStreamConfigs
@@ -154,6 +154,12 @@ def build_sip(settings: SipSettings, trunks: TrunkDirectory, control: CallContro
         listen=tuple(ListenSpec.parse(spec) for spec in settings.listen),
         public_address=settings.public_address,
         tls_context=tls,
+        stream_limits=StreamLimits(
+            idle_s=settings.connection_idle_s,
+            message_s=settings.message_timeout_s,
+            max_inbound=settings.max_connections,
+            max_buffered=settings.max_connection_buffer,
+        ),
     )
     endpoint = SipEndpoint(config)
     registrations = TrunkRegistrations(trunks, lambda: endpoint.now)

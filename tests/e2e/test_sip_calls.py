@@ -137,3 +137,56 @@ async def test_a_registered_trunk_pbx_registers_with_the_issued_credentials(
     result = await run_sipp([*scenario, *sipp_args("udp", free_port("udp")), f"127.0.0.1:{port}"], tmp_path)
     assert result.returncode == 0, result.output
     assert (await platform.api.get(path)).json()["registrationStatus"] == "REGISTERED"
+
+
+async def dial_extension(platform: Platform, trunk: str) -> str:
+    created = await platform.api.post(
+        "/calls/1/calls",
+        json={
+            "endpoint": {"type": "SIP", "sipTrunkId": trunk, "username": "bob"},
+            "from": "alice",
+            "callsConfigurationId": CONFIGURATION_ID,
+            "connectTimeout": 30,
+        },
+    )
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
+
+
+async def test_keys_the_pbx_sends_in_sip_info_are_captured(
+    sip_platform: tuple[Platform, int], tmp_path: Path
+) -> None:
+    platform, _ = sip_platform
+    await platform.subscribe()
+    pbx_port = free_port("udp")
+    trunk = await create_trunk(platform, destinationHosts=[f"127.0.0.1:{pbx_port}"])
+    scenario = ["-sf", str(SCENARIOS / "info_dtmf_uas.xml"), *sipp_args("udp", pbx_port)]
+    async with sipp_server(scenario, tmp_path) as pbx:
+        call_id = await dial_extension(platform, trunk)
+        await platform.app.wait_for("CALL_ESTABLISHED", call_id)
+        capture = await platform.api.post(
+            f"/calls/1/calls/{call_id}/capture/dtmf",
+            json={"maxLength": 5, "timeout": 20000, "terminator": "#"},
+        )
+        assert capture.status_code == 200, capture.text
+        captured = await platform.app.wait_for("DTMF_CAPTURED", call_id)
+        assert captured["properties"]["dtmf"] == "4"
+        await platform.api.post(f"/calls/1/calls/{call_id}/hangup", json={})
+        await platform.app.wait_for("CALL_FINISHED", call_id)
+        assert await pbx.wait() == 0
+
+
+async def test_public_address_is_advertised_in_via_contact_and_sdp(tmp_path: Path) -> None:
+    port = free_port("udp")
+    sip = {"listen": [f"udp:127.0.0.1:{port}"], "public_address": "203.0.113.7"}
+    async with running_platform(tmp_path, sip=sip) as platform:
+        await platform.subscribe()
+        pbx_port = free_port("udp")
+        trunk = await create_trunk(platform, destinationHosts=[f"127.0.0.1:{pbx_port}"])
+        scenario = ["-sf", str(SCENARIOS / "public_address_uas.xml"), *sipp_args("udp", pbx_port)]
+        async with sipp_server(scenario, tmp_path) as pbx:
+            call_id = await dial_extension(platform, trunk)
+            await platform.app.wait_for("CALL_ESTABLISHED", call_id)
+            await platform.api.post(f"/calls/1/calls/{call_id}/hangup", json={})
+            await platform.app.wait_for("CALL_FINISHED", call_id)
+            assert await pbx.wait() == 0

@@ -158,6 +158,21 @@ def test_a_full_sip_section_loads(tmp_path: Path) -> None:
     assert sip is not None and sip.public_address == "203.0.113.7" and sip.rtp_ports == (30000, 30100)
 
 
+def test_sip_connection_limits_load(tmp_path: Path) -> None:
+    text = (
+        "[sip]\nconnection_idle_s = 60\nmessage_timeout_s = 5\nmax_connections = 10\n"
+        "max_connection_buffer = 4096\n"
+    )
+    sip = load_settings(write(tmp_path, text), environ={}).sip
+    assert sip is not None
+    assert (sip.connection_idle_s, sip.message_timeout_s, sip.max_connections, sip.max_connection_buffer) == (
+        60,
+        5,
+        10,
+        4096,
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -172,6 +187,10 @@ def test_a_full_sip_section_loads(tmp_path: Path) -> None:
             "sip.tls_key: /nonexistent/key.pem is not a readable file",
         ),
         ("[sip]\nlisten_on = 1\n", "sip.listen_on: unknown key"),
+        ("[sip]\nconnection_idle_s = 0\n", "sip.connection_idle_s: "),
+        ("[sip]\nmessage_timeout_s = -1\n", "sip.message_timeout_s: "),
+        ("[sip]\nmax_connections = 0\n", "sip.max_connections: "),
+        ("[sip]\nmax_connection_buffer = 10\n", "sip.max_connection_buffer: "),
     ],
 )
 def test_bad_sip_values_name_their_key(tmp_path: Path, text: str, message: str) -> None:

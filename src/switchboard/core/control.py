@@ -43,6 +43,7 @@ from switchboard.core.timers import TimerKind
 from switchboard.core.transfers import Transfers
 from switchboard.media.engine import (
     DtmfReceived,
+    DtmfSource,
     MediaClosed,
     MediaEngine,
     MediaFailed,
@@ -214,6 +215,16 @@ class CallControl:
         call_hint: str | None = None,
     ) -> None:
         await self.lifecycle.remote_signal(peer_call_id, RemoteHangup(code, description), call_hint=call_hint)
+
+    def remote_dtmf(self, peer_call_id: str, digit: str, duration_ms: int) -> bool:
+        """A key the far end sent in its signalling (SIP INFO): it reaches the call as a media key does.
+        False when no live call has `peer_call_id`."""
+        session = self._s.registry.by_peer(peer_call_id)
+        if session is None:
+            return False
+        event = DtmfReceived(session.id, digit, duration_ms, DtmfSource.SIGNALLING)
+        session.inbox.put_nowait(MediaItem(event))
+        return True
 
     def was_ended_early(self, peer_call_id: str) -> bool:
         return self.lifecycle.was_ended_early(peer_call_id)

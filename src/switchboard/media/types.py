@@ -95,6 +95,9 @@ class LegSpec:
     codecs: tuple[Codec, ...] = (Codec.OPUS, Codec.TELEPHONE_EVENT)
     srtp: SrtpPolicy = SrtpPolicy.NONE
     dtmf: DtmfMode = DtmfMode.RFC4733
+    advertised_address: str | None = None
+    """What this leg's SDP names as its address (c=, o=) instead of the engine's own: a channel's
+    public address behind a 1:1 NAT. The leg still binds where the engine binds."""
 
     def __post_init__(self) -> None:
         if not any(c is not Codec.TELEPHONE_EVENT for c in self.codecs):
@@ -108,6 +111,8 @@ WHATSAPP_LEG = LegSpec()
 class DtmfSource(enum.StrEnum):
     RFC4733 = "RFC4733"
     INBAND = "INBAND"
+    SIGNALLING = "SIGNALLING"
+    """Sent in the call's signalling (SIP INFO), not in the media."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -142,6 +142,17 @@ async def test_a_capture_ends_at_its_max_length(rig: Rig, call_id: str) -> None:
     assert len(rig.events.find(DtmfCaptured, call_id)) == 1
 
 
+async def test_keys_from_the_signalling_feed_a_capture_as_media_keys_do(rig: Rig, call_id: str) -> None:
+    await rig.control.capture_dtmf(call_id, max_length=2, timeout_ms=10_000)
+    peer_call_id = (await rig.control.get_call(call_id)).peer_call_id
+    assert peer_call_id is not None
+    assert rig.control.remote_dtmf(peer_call_id, "4", 160)
+    assert rig.control.remote_dtmf(peer_call_id, "#", 160)
+    captured = await rig.events.wait_for(DtmfCaptured, call_id)
+    assert (captured.dtmf, captured.timeout) == ("4#", False)
+    assert not rig.control.remote_dtmf("no-such-call", "1", 160)
+
+
 async def test_a_capture_whose_deadline_cannot_be_computed_leaves_no_capture_behind(
     rig: Rig, call_id: str
 ) -> None:

@@ -2,9 +2,10 @@
 
 Inbound INVITEs are taken only from a STATIC trunk's source hosts (anyone else gets 403 and nothing
 else happens) and enter call routing (`InboundAction.CALL_ROUTING`) with the trunk's id. Outbound calls
-go to the trunk's destination hosts (or a REGISTERED trunk's current contact). A trunk's `channelLimit`
-is enforced both ways. Hold (re-INVITE or UPDATE) is answered here from our last SDP: it is never passed
-on to the other leg of a bridge.
+go to the trunk's destination hosts (or a REGISTERED trunk's current contact), the next host when one does
+not take the call. A trunk's `channelLimit` is enforced both ways. Hold (re-INVITE or UPDATE) is answered
+here from our last SDP: it is never passed on to the other leg of a bridge. Keys a peer sends in INFO
+reach the call as keys from the media do.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import contextlib
 import itertools
 import logging
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from switchboard.channels.sip.digest import Challenge
 from switchboard.channels.sip.endpoint import IncomingCall, OptionsResult, OutgoingCall, SipCall, SipEndpoint
@@ -22,12 +23,14 @@ from switchboard.channels.sip.events import (
     AckTimeout,
     Answered,
     Cancelled,
+    DialogRequest,
     Ended,
     Failed,
     HungUp,
     Progress,
     SipCallEvent,
 )
+from switchboard.channels.sip.info_dtmf import parse_info_dtmf
 from switchboard.channels.sip.message import Address, Request, SipURI
 from switchboard.channels.sip.registrations import TrunkRegistrations
 from switchboard.channels.sip.transport import Peer, TransportName
@@ -77,6 +80,11 @@ REJECT_STATUS: dict[ErrorCode, int] = {
 """The final response an inbound call we refuse gets, by the call's error code."""
 
 
+FAILOVER_STATUSES = frozenset({408, 503})
+"""Final statuses after which an outbound call tries the trunk's next destination host (408 is also
+what a timeout or transport error reads as)."""
+
+
 def failure_code(status: int) -> ErrorCode:
     """How a failed INVITE of ours ends its call (RFC 3261 §21 classes)."""
     match status:
@@ -98,6 +106,15 @@ def failure_code(status: int) -> ErrorCode:
             return ErrorCode.SERVICE_UNAVAILABLE
         case _:
             return ErrorCode.DESTINATION_UNAVAILABLE
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """An outbound call's INVITE as sent, and the destinations still to try when no host takes it."""
+
+    call: Call
+    sdp: bytes
+    remaining: list[tuple[Peer, SipURI]]
 
 
 @dataclass(slots=True)
@@ -209,8 +226,12 @@ class SipChannel:
     # -- the core's port ---------------------------------------------------------------------------
 
     def leg_spec(self, call: Call) -> LegSpec:
+        """The trunk's media leg; its SDP names `[sip] public_address` when one is configured, as Via and
+        Contact do."""
         trunk = self._trunk_cache.get(call.endpoint.sip_trunk_id or "")
-        return trunk.leg_spec() if trunk is not None else DEFAULT_LEG
+        spec = trunk.leg_spec() if trunk is not None else DEFAULT_LEG
+        public = self.endpoint.config.public_address
+        return replace(spec, advertised_address=public) if public else spec
 
     async def prepare_outbound(self, call: Call) -> None:
         trunk_id = call.endpoint.sip_trunk_id
@@ -229,17 +250,23 @@ class SipChannel:
         trunk = self._trunk_cache.get(call.endpoint.sip_trunk_id or "") or await self.trunks.require(
             call.endpoint.sip_trunk_id or ""
         )
-        peer, uri = self._destination(trunk, call)
+        targets = self._destinations(trunk, call)
         if not self.trunks.try_acquire(trunk):
             raise ChannelError(f"SIP trunk {trunk.id} is at its channelLimit ({trunk.channel_limit})")
+        sdp = sdp_offer.encode()
+        outgoing = self._invite(call, targets[0], sdp)
+        peer_call_id = outgoing.call_id
+        self._legs[peer_call_id] = _Leg(outgoing, trunk, sdp)
+        outgoing.on_offer = lambda request: self._hold(peer_call_id, request)
+        attempt = _Attempt(call, sdp, list(targets[1:]))
+        self._spawn(self._follow_outgoing(peer_call_id, trunk, attempt))
+        return DialResult(peer_call_id=peer_call_id)
+
+    def _invite(self, call: Call, target: tuple[Peer, SipURI], sdp: bytes) -> OutgoingCall:
+        peer, uri = target
         host, _ = self.endpoint.bound_address(peer.transport)
         from_ = Address(SipURI(host, call.from_ or None))
-        sdp = sdp_offer.encode()
-        outgoing = self.endpoint.invite(uri, peer, from_=from_, sdp=sdp)
-        self._legs[outgoing.call_id] = _Leg(outgoing, trunk, sdp)
-        outgoing.on_offer = lambda request: self._hold(outgoing.call_id, request)
-        self._spawn(self._follow_outgoing(outgoing, trunk))
-        return DialResult(peer_call_id=outgoing.call_id)
+        return self.endpoint.invite(uri, peer, from_=from_, sdp=sdp)
 
     async def pre_answer(self, call: Call, sdp_answer: str) -> None:
         leg, incoming = self._incoming(call)
@@ -343,16 +370,19 @@ class SipChannel:
 
     # -- outbound -----------------------------------------------------------------------------------
 
-    def _destination(self, trunk: SipTrunk, call: Call) -> tuple[Peer, SipURI]:
+    def _destinations(self, trunk: SipTrunk, call: Call) -> list[tuple[Peer, SipURI]]:
+        """Where to send the INVITE, in the order to try: a STATIC trunk's answering hosts (from the
+        next one in turn for ROUND_ROBIN), or a REGISTERED trunk's contact."""
         user = call.endpoint.username or call.to or None
         if isinstance(trunk, StaticTrunk):
             hosts = [h for h in trunk.destination_hosts if self._answering.get((trunk.id, str(h)), True)]
             if not hosts:
                 raise ChannelError(f"SIP trunk {trunk.id}: no destination host answers OPTIONS")
-            index = 0
+            start = 0
             if trunk.strategy is SelectionStrategy.ROUND_ROBIN:
-                index = next(self._round_robin.setdefault(trunk.id, itertools.count())) % len(hosts)
-            return self._host_target(trunk, hosts[index], user)
+                start = next(self._round_robin.setdefault(trunk.id, itertools.count())) % len(hosts)
+            ordered = hosts[start:] + hosts[:start]
+            return [self._host_target(trunk, host, user) for host in ordered]
         registrar = self.registrations.registrar if self.registrations else None
         binding = registrar.contact(trunk.username, self.endpoint.now) if registrar else None
         if binding is None:
@@ -360,7 +390,7 @@ class SipChannel:
         source_transport, source_host, source_port = binding.source
         uri = binding.contact.uri
         contact_uri = SipURI(uri.host, user or uri.user, uri.port, uri.scheme, uri.params)
-        return Peer(source_transport, source_host, source_port), contact_uri  # type: ignore[arg-type]
+        return [(Peer(source_transport, source_host, source_port), contact_uri)]  # type: ignore[arg-type]
 
     def _host_target(self, trunk: StaticTrunk, host: HostPort, user: str | None) -> tuple[Peer, SipURI]:
         transport: TransportName = "tls" if trunk.tls else self._plain_transport()
@@ -372,12 +402,32 @@ class SipChannel:
         transports = {spec.transport for spec in self.endpoint.config.listen}
         return "udp" if "udp" in transports else "tcp"
 
-    async def _follow_outgoing(self, outgoing: OutgoingCall, trunk: SipTrunk) -> None:
+    async def _follow_outgoing(self, peer_call_id: str, trunk: SipTrunk, attempt: _Attempt) -> None:
+        """Report our INVITE's outcome under its first Call-ID; an INVITE that no host answered (timeout,
+        transport error, 408, 503) is sent to the trunk's next destination host instead."""
         try:
-            await self._follow(outgoing, Direction.OUTBOUND)
+            while True:
+                leg = self._legs[peer_call_id]
+                event = await leg.sip.events.get()
+                if self._fails_over(leg.sip, event) and attempt.remaining:
+                    target = attempt.remaining.pop(0)
+                    log.info("SIP trunk %s: %s, trying %s", trunk.id, event, target[1])
+                    leg.sip = self._invite(attempt.call, target, attempt.sdp)
+                    leg.sip.on_offer = lambda request: self._hold(peer_call_id, request)
+                    continue
+                if await self._report(peer_call_id, event):
+                    return
         finally:
-            self._legs.pop(outgoing.call_id, None)
+            self._legs.pop(peer_call_id, None)
             self.trunks.release(trunk.id)
+
+    @staticmethod
+    def _fails_over(sip: SipCall, event: SipCallEvent) -> bool:
+        """The host did not take the call (no answer at all, 408, 503); the callee's own answers (486,
+        603, ...) and our own CANCEL are final."""
+        if not isinstance(event, Failed) or not isinstance(sip, OutgoingCall) or sip.cancel_requested:
+            return False
+        return event.status in FAILOVER_STATUSES
 
     # -- both ---------------------------------------------------------------------------------------
 
@@ -417,6 +467,10 @@ class SipChannel:
                     peer_call_id, code=ErrorCode.REQUEST_TIMEOUT, description="the SIP peer never sent ACK"
                 )
                 return True
+            case DialogRequest(request=request) if request.method == "INFO":
+                key = parse_info_dtmf(request.content_type or "", request.body)
+                if key is not None:
+                    core.remote_dtmf(peer_call_id, key.digit, key.duration_ms)
         return False
 
     def _hold(self, peer_call_id: str, request: Request) -> bytes | None:

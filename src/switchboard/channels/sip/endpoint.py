@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import ssl
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
@@ -59,8 +60,10 @@ from switchboard.channels.sip.transaction import (
 )
 from switchboard.channels.sip.transport import (
     DEFAULT_PORTS,
+    DEFAULT_STREAM_LIMITS,
     ListenSpec,
     Peer,
+    StreamLimits,
     StreamTransport,
     TransportName,
     UdpTransport,
@@ -69,6 +72,7 @@ from switchboard.channels.sip.transport import (
 log = logging.getLogger(__name__)
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REGISTER"
+_EXPIRES = re.compile(r"expires=([0-9]{1,10})", re.IGNORECASE)
 _IN_DIALOG = frozenset({"BYE", "INFO", "UPDATE", "NOTIFY", "REFER", "PRACK", "MESSAGE"})
 
 
@@ -83,6 +87,8 @@ class EndpointConfig:
     """Server context (certificate and key) for `tls:` listeners."""
     client_tls_context: ssl.SSLContext | None = None
     """Context for TLS connections we open (default: the system's, verifying)."""
+    stream_limits: StreamLimits = DEFAULT_STREAM_LIMITS
+    """Idle and slow-client limits of TCP/TLS connections."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +142,8 @@ class SipEndpoint:
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running: set[asyncio.Task[object]] = set()
+        self._registered_flows: dict[Peer, float] = {}
+        """Connections a PBX registered over, until its registration expires (we call it over them)."""
 
     # ---- lifecycle ---------------------------------------------------------------------------------
 
@@ -157,9 +165,24 @@ class SipEndpoint:
                     server_ssl=server_ssl,
                     client_ssl=self.config.client_tls_context,
                     on_failure=self._transport_failed,
+                    limits=self.config.stream_limits,
+                    in_use=self._uses,
                 )
                 await stream.start(spec)
                 self._streams[spec.transport] = stream
+
+    def _uses(self, peer: Peer) -> bool:
+        """Whether a call, a transaction or a registration still needs the connection to `peer`."""
+        registered_until = self._registered_flows.get(peer)
+        if registered_until is not None and registered_until <= self.now:
+            del self._registered_flows[peer]
+            registered_until = None
+        return (
+            registered_until is not None
+            or any(call.peer == peer for call in self._calls.values())
+            or any(exchange.peer == peer for exchange in self._client_txns.values())
+            or any(known == peer for _, known in self._server_txns.values())
+        )
 
     def spawn(self, work: Coroutine[Any, Any, object]) -> asyncio.Task[object]:
         """Run `work` in the endpoint's TaskGroup; `close` cancels what is still running."""
@@ -674,6 +697,12 @@ class SipEndpoint:
         outcome = await registration.register(request, (peer.transport, peer.host, peer.port), self.now)
         response = make_response(request, outcome.status, to_tag=new_tag(), headers=outcome.headers)
         self._respond(txn, response)
+        if peer.reliable and outcome.status == 200:
+            expires = [int(e) for _, value in outcome.headers for e in _EXPIRES.findall(value)]
+            if expires and max(expires) > 0:
+                self._registered_flows[peer] = self.now + max(expires)
+            else:
+                self._registered_flows.pop(peer, None)
 
     def _receive_response(self, response: Response) -> None:
         key = client_key(response)

@@ -614,10 +614,18 @@ class StreamParser:
     `feed` returns the complete messages; an error means the stream cannot be trusted any more and the
     connection should be closed. CRLF keep-alives (RFC 5626 §3.5.1) between messages are skipped."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_buffered: int = MAX_HEADER_SIZE + 4 + MAX_MESSAGE_SIZE) -> None:
         self._buffer = bytearray()
+        self._max_buffered = max_buffered
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of a message not yet complete."""
+        return len(self._buffer)
 
     def feed(self, data: bytes) -> list[Message]:
+        """The messages `data` completes; SipParseError when the stream is broken or more than
+        `max_buffered` bytes are held for an incomplete message."""
         self._buffer += data
         messages: list[Message] = []
         while True:
@@ -625,7 +633,7 @@ class StreamParser:
                 del self._buffer[:2]
             end = self._buffer.find(b"\r\n\r\n")
             if end < 0:
-                if len(self._buffer) > MAX_HEADER_SIZE:
+                if len(self._buffer) > min(MAX_HEADER_SIZE, self._max_buffered):
                     raise SipParseError("headers too large")
                 return messages
             if end > MAX_HEADER_SIZE:
@@ -635,6 +643,8 @@ class StreamParser:
             if length is None:
                 raise SipParseError("Content-Length: missing on a stream")
             total = end + 4 + length
+            if total > self._max_buffered:
+                raise SipParseError(f"a message of {total} bytes exceeds the {self._max_buffered} allowed")
             if len(self._buffer) < total:
                 return messages
             frame = bytes(self._buffer[:total])

@@ -62,6 +62,57 @@ class Peer:
 
 MessageSink = Callable[[Message, Peer], None]
 FailureSink = Callable[[Peer], None]
+InUse = Callable[[Peer], bool]
+"""Whether a dialog or transaction still uses the connection to a peer (it is then never idle)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamLimits:
+    """What one TCP/TLS listener grants its clients: a connection that carries nothing for `idle_s` and
+    that no dialog uses is closed; an accepted connection beyond `max_inbound` is closed at once; a
+    message must be complete within `message_s` of its first byte and `max_buffered` bytes (so a client
+    trickling bytes, slow-loris, holds nothing for long)."""
+
+    idle_s: float = 300.0
+    message_s: float = 32.0
+    max_inbound: int = 1024
+    max_buffered: int = 81_920
+
+    def __post_init__(self) -> None:
+        if self.idle_s <= 0 or self.message_s <= 0 or self.max_inbound < 1 or self.max_buffered < 1024:
+            raise ValueError("stream limits: positive times, max_inbound >= 1, max_buffered >= 1024")
+
+
+DEFAULT_STREAM_LIMITS = StreamLimits()
+
+
+class ConnectionClock:
+    """When a stream connection is due to be closed (sans-I/O: fed the time of each event)."""
+
+    def __init__(self, limits: StreamLimits, now: float) -> None:
+        self._limits = limits
+        self.last_activity = now
+        self.partial_since: float | None = None
+
+    def traffic(self, now: float) -> None:
+        """Bytes were sent or received at `now`."""
+        self.last_activity = now
+
+    def received(self, now: float, *, completed: bool, partial: bool) -> None:
+        """Bytes arrived at `now`: `completed` whether they ended a message, `partial` whether an
+        incomplete message is left (its clock starts when it does)."""
+        self.last_activity = now
+        if not partial:
+            self.partial_since = None
+        elif completed or self.partial_since is None:
+            self.partial_since = now
+
+    def deadline(self) -> tuple[float, str]:
+        """The time the connection is due to close unless more traffic comes, and why."""
+        idle = (self.last_activity + self._limits.idle_s, "idle")
+        if self.partial_since is None:
+            return idle
+        return min(idle, (self.partial_since + self._limits.message_s, "message incomplete"))
 
 
 class UdpTransport(asyncio.DatagramProtocol):
@@ -109,6 +160,8 @@ class StreamTransport:
         server_ssl: ssl.SSLContext | None = None,
         client_ssl: ssl.SSLContext | None = None,
         on_failure: FailureSink | None = None,
+        limits: StreamLimits = DEFAULT_STREAM_LIMITS,
+        in_use: InUse = lambda peer: False,
     ) -> None:
         self.name = name
         self._sink = sink
@@ -116,10 +169,19 @@ class StreamTransport:
         self._spawn = spawn
         self._server_ssl = server_ssl
         self._client_ssl = client_ssl
+        self._limits = limits
+        self._in_use = in_use
         self._server: asyncio.Server | None = None
         self._writers: dict[tuple[str, int], asyncio.StreamWriter] = {}
+        self._clocks: dict[tuple[str, int], ConnectionClock] = {}
         self._pending: dict[tuple[str, int], list[bytes]] = {}
+        self._inbound = 0
         self.address: tuple[str, int] = ("", 0)
+
+    @property
+    def connections(self) -> int:
+        """Open connections, accepted and opened."""
+        return len(self._writers)
 
     async def start(self, spec: ListenSpec) -> None:
         self._server = await asyncio.start_server(
@@ -129,28 +191,57 @@ class StreamTransport:
 
     def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         host, port = writer.get_extra_info("peername")[:2]
+        if self._inbound >= self._limits.max_inbound:
+            log.info("refusing a SIP connection from %s:%s: %d open", host, port, self._inbound)
+            writer.close()
+            return
+        self._inbound += 1
         self._writers[(host, port)] = writer
-        self._spawn(self._read(reader, writer, Peer(self.name, host, port)))
+        self._spawn(self._read(reader, writer, Peer(self.name, host, port), inbound=True))
 
-    async def _read(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Peer) -> None:
-        parser = StreamParser()
+    async def _read(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Peer, *, inbound: bool = False
+    ) -> None:
+        key = (peer.host, peer.port)
+        parser = StreamParser(self._limits.max_buffered)
+        loop = asyncio.get_running_loop()
+        clock = self._clocks[key] = ConnectionClock(self._limits, loop.time())
         try:
-            while data := await reader.read(65536):
-                for message in parser.feed(data):
+            while True:
+                due, why = clock.deadline()
+                try:
+                    async with asyncio.timeout_at(due):
+                        data = await reader.read(65536)
+                except TimeoutError:
+                    if why == "idle" and self._in_use(peer):
+                        clock.traffic(loop.time())
+                        continue
+                    log.info("closing the SIP connection %s:%s: %s", peer.host, peer.port, why)
+                    return
+                if not data:
+                    return
+                messages = parser.feed(data)
+                for message in messages:
                     self._sink(message, peer)
+                clock.received(loop.time(), completed=bool(messages), partial=parser.buffered > 0)
         except SipParseError as exc:
             log.info("closing the SIP connection from %s:%s: %s", peer.host, peer.port, exc)
         except (ConnectionError, ssl.SSLError) as exc:
             log.debug("SIP connection %s:%s failed: %s", peer.host, peer.port, exc)
         finally:
-            if self._writers.get((peer.host, peer.port)) is writer:
-                del self._writers[(peer.host, peer.port)]
+            if self._writers.get(key) is writer:
+                del self._writers[key]
+                self._clocks.pop(key, None)
+            if inbound:
+                self._inbound -= 1
             writer.close()
 
     def send(self, data: bytes, peer: Peer) -> None:
         key = (peer.host, peer.port)
         if (writer := self._writers.get(key)) is not None and not writer.is_closing():
             writer.write(data)
+            if (clock := self._clocks.get(key)) is not None:
+                clock.traffic(asyncio.get_running_loop().time())
             return
         if key in self._pending:
             self._pending[key].append(data)

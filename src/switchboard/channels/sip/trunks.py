@@ -113,8 +113,10 @@ class Anonymization(enum.StrEnum):
 
 class SelectionStrategy(enum.StrEnum):
     FAILOVER = "FAILOVER"
-    """Destination hosts in the order given; the next when one fails or does not answer OPTIONS."""
+    """Destination hosts in the order given; the next when one does not take the call (no answer,
+    transport error, 408, 503) or does not answer OPTIONS."""
     ROUND_ROBIN = "ROUND_ROBIN"
+    """Each new call starts at the next host in turn; the others are tried after it as for FAILOVER."""
 
 
 class AdminStatus(enum.StrEnum):

@@ -205,7 +205,7 @@ class RtpLeg(EmbeddedLeg):
 
     @property
     def _advertised(self) -> str:
-        return self._context.settings.public_address or self._address
+        return self.spec.advertised_address or self._context.settings.public_address or self._address
 
     async def _bind(self) -> None:
         if self._rtp_socket is not None:

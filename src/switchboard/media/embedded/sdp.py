@@ -460,11 +460,12 @@ def build_rtp_description(
     """Our offer or answer for plain RTP (RTP/AVP) or SDES-SRTP (RTP/SAVP, when `crypto` is given), as a
     SIP peer expects it: c= line, static payload types, `a=ptime:20`, RTCP on port + 1 unless muxed."""
     proto = "RTP/SAVP" if crypto else "RTP/AVP"
+    family = "IP6" if ":" in address else "IP4"
     header = [
         "v=0",
-        f"o=- {session_id} {version} IN IP4 {address}",
+        f"o=- {session_id} {version} IN {family} {address}",
         "s=-",
-        f"c=IN IP4 {address}",
+        f"c=IN {family} {address}",
         "t=0 0",
     ]
     block = [f"m=audio {port} {proto} {_formats_field(audio, telephone_event_pt)}"]

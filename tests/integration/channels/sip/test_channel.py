@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from support.fakes import InMemoryChannelRecords
+from support.sipp import free_port, needs_sipp, run_sipp, sipp_args, sipp_server
 from switchboard.channels.sip.channel import SipChannel, failure_code, hold_answer
 from switchboard.channels.sip.digest import Credentials
 from switchboard.channels.sip.endpoint import EndpointConfig, OutgoingCall, SipCall, SipEndpoint
@@ -25,6 +28,7 @@ from switchboard.channels.sip.trunks import (
     DigestCredentials,
     RegisteredTrunk,
     RegistrationStatus,
+    SelectionStrategy,
     StaticTrunk,
     TrunkDirectory,
     new_trunk_id,
@@ -42,6 +46,7 @@ from switchboard.core.models import (
 )
 
 pytestmark = pytest.mark.timeout(60)
+SCENARIOS = Path(__file__).parent / "scenarios"
 
 SDP = "v=0\r\no=- 7 7 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n"
 STEP = 20.0
@@ -82,6 +87,10 @@ class RecordingCore:
 
     async def remote_hangup(self, peer_call_id: str, **kwargs: Any) -> None:
         self.reports.put_nowait(("hangup", peer_call_id, kwargs))
+
+    def remote_dtmf(self, peer_call_id: str, digit: str, duration_ms: int) -> bool:
+        self.reports.put_nowait(("dtmf", peer_call_id, {"digit": digit, "duration_ms": duration_ms}))
+        return True
 
 
 @dataclass
@@ -374,3 +383,121 @@ def free_udp_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+@needs_sipp
+async def test_keys_sipp_sends_in_info_reach_the_core(rig: Rig, tmp_path: Path) -> None:
+    host, port = rig.channel.endpoint.bound_address("udp")
+    args = ["-sf", str(SCENARIOS / "info_dtmf.xml"), *sipp_args("udp", free_port("udp")), f"{host}:{port}"]
+    caller = asyncio.create_task(run_sipp(args, tmp_path))
+    _, call = await next_of(rig.core.inbound)
+    await rig.channel.answer(call, SDP)
+    result = await caller
+    assert result.returncode == 0, result.output
+    reports = [await next_of(rig.core.reports) for _ in range(3)]
+    assert reports == [
+        ("dtmf", call.peer_call_id, {"digit": "5", "duration_ms": 160}),
+        ("dtmf", call.peer_call_id, {"digit": "#", "duration_ms": 250}),
+        ("hangup", call.peer_call_id, {"description": "the SIP peer hung up"}),
+    ]
+    await no_active_calls(rig)
+
+
+@contextlib.asynccontextmanager
+async def running_channel(
+    trunk: StaticTrunk, timers: TimerValues | None = None
+) -> AsyncIterator[tuple[SipChannel, RecordingCore]]:
+    config = EndpointConfig(listen=(ListenSpec("udp", "127.0.0.1", 0),), timers=timers or TimerValues())
+    trunks = TrunkDirectory(InMemoryChannelRecords())
+    await trunks.create(trunk)
+    channel = SipChannel(SipEndpoint(config), trunks)
+    channel.health_interval_s = 3600
+    core = RecordingCore(channel)
+    channel.attach(core)  # type: ignore[arg-type]
+    runner = asyncio.create_task(channel.run())
+    try:
+        await asyncio.wait_for(channel.ready.wait(), STEP)
+        yield channel, core
+    finally:
+        runner.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await runner
+
+
+async def dial_over(channel: SipChannel, trunk: StaticTrunk, call_id: str) -> Call:
+    call = Call(
+        id=call_id,
+        endpoint=Endpoint(EndpointType.SIP, username="bob", sip_trunk_id=trunk.id),
+        direction=Direction.OUTBOUND,
+        from_="alice",
+        to="bob",
+    )
+    await channel.prepare_outbound(call)
+    call.peer_call_id = (await channel.dial(call, SDP)).peer_call_id
+    return call
+
+
+@needs_sipp
+async def test_failover_tries_the_next_host_when_one_does_not_answer(tmp_path: Path) -> None:
+    uas_port = free_port("udp")
+    silent = f"127.0.0.1:{free_udp_port()}"
+    trunk = static_trunk(sources=("192.0.2.1",), destinations=(silent, f"127.0.0.1:{uas_port}"))
+    quick = TimerValues(t1=0.02, t2=0.16, t4=0.2)
+    uas = ["-sn", "uas", *sipp_args("udp", uas_port)]
+    async with sipp_server(uas, tmp_path), running_channel(trunk, quick) as (channel, core):
+        call = await dial_over(channel, trunk, "out-failover")
+        reports = core.reports
+        kind, peer, details = await next_of(reports)
+        while kind == "ringing":
+            kind, peer, details = await next_of(reports)
+        assert (kind, peer) == ("answered", call.peer_call_id)
+        assert "m=audio" in details["sdp"]
+        await channel.hangup(call)
+        await no_active_calls_on(channel, trunk)
+
+
+async def test_failover_moves_on_after_503_but_not_after_486() -> None:
+    config = EndpointConfig(listen=(ListenSpec("udp", "127.0.0.1", 0),))
+    async with SipEndpoint(config) as first, SipEndpoint(config) as second:
+        hosts = tuple(f"127.0.0.1:{pbx.bound_address('udp')[1]}" for pbx in (first, second))
+        trunk = static_trunk(sources=("192.0.2.1",), destinations=hosts)
+        async with running_channel(trunk) as (channel, core):
+            reports = core.reports
+            unavailable = await dial_over(channel, trunk, "out-503")
+            (await asyncio.wait_for(first.incoming.get(), STEP)).reject(503)
+            taken = await asyncio.wait_for(second.incoming.get(), STEP)
+            taken.answer(SDP.encode())
+            kind, peer, _ = await next_of(reports)
+            assert (kind, peer) == ("answered", unavailable.peer_call_id)
+            await channel.hangup(unavailable)
+
+            busy = await dial_over(channel, trunk, "out-486")
+            (await asyncio.wait_for(first.incoming.get(), STEP)).reject(486)
+            kind, peer, details = await next_of(reports)
+            assert (kind, peer, details["code"]) == ("hangup", busy.peer_call_id, ErrorCode.BUSY)
+            assert second.incoming.empty()
+            await no_active_calls_on(channel, trunk)
+
+
+async def test_round_robin_spreads_new_calls_over_the_hosts_and_fails_over_too() -> None:
+    config = EndpointConfig(listen=(ListenSpec("udp", "127.0.0.1", 0),))
+    async with SipEndpoint(config) as first, SipEndpoint(config) as second:
+        hosts = tuple(f"127.0.0.1:{pbx.bound_address('udp')[1]}" for pbx in (first, second))
+        trunk = replace(
+            static_trunk(sources=("192.0.2.1",), destinations=hosts, limit=5),
+            strategy=SelectionStrategy.ROUND_ROBIN,
+        )
+        async with running_channel(trunk) as (channel, _):
+            for index in range(4):
+                await dial_over(channel, trunk, f"out-rr-{index}")
+            got = [await asyncio.wait_for(pbx.incoming.get(), STEP) for pbx in (first, second, first, second)]
+            assert len({call.call_id for call in got}) == 4
+            await dial_over(channel, trunk, "out-rr-turned-away")
+            (await asyncio.wait_for(first.incoming.get(), STEP)).reject(503)
+            assert (await asyncio.wait_for(second.incoming.get(), STEP)).invite.uri.user == "bob"
+
+
+async def no_active_calls_on(channel: SipChannel, trunk: StaticTrunk) -> None:
+    async with asyncio.timeout(STEP):
+        while channel.trunks.active_calls(trunk.id):
+            await asyncio.sleep(0.01)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import aioice.ice
@@ -435,4 +436,30 @@ async def test_a_reoffer_that_changes_the_codec_replans_the_bridge(engine: Embed
         await wa_leg.close()
         await sip_leg.close()
         await whatsapp.close()
+        await phone.close()
+
+
+async def test_an_rtp_leg_advertises_its_specs_address_and_still_carries_media_locally(
+    engine: EmbeddedMediaEngine,
+) -> None:
+    spec = replace(SIP, advertised_address="203.0.113.7")
+    leg = await engine.create_leg("public", Events(), spec)
+    try:
+        offer = await leg.offer()
+        assert "c=IN IP4 203.0.113.7\r\n" in offer and " IN IP4 203.0.113.7\r\n" in offer.split("s=")[0]
+        assert "127.0.0.1" not in offer
+    finally:
+        await leg.close()
+    phone = RtpPeer(440)
+    await phone.start()
+    events = Events()
+    leg = await engine.create_leg("public-answer", events, spec)
+    try:
+        answer = await leg.answer(phone.offer())
+        assert "c=IN IP4 203.0.113.7\r\n" in answer
+        phone.accept(answer.replace("203.0.113.7", "127.0.0.1"))  # what the NAT in front of us does
+        phone.begin()
+        await events.wait_for(MediaStarted)
+    finally:
+        await leg.close()
         await phone.close()

@@ -161,3 +161,14 @@ def test_a_stream_without_content_length_or_with_endless_headers_is_refused() ->
     with pytest.raises(SipParseError):
         for _ in range(100):
             parser.feed(b"X-Junk: " + b"a" * 1000 + b"\r\n")
+
+
+def test_a_stream_parser_refuses_a_message_larger_than_it_may_buffer() -> None:
+    parser = StreamParser(max_buffered=1024)
+    head = b"OPTIONS sip:a SIP/2.0\r\nContent-Length: 2000\r\n\r\n"
+    with pytest.raises(SipParseError, match="exceeds"):
+        parser.feed(head)
+    small = StreamParser(max_buffered=1024)
+    assert small.feed(b"OPTIONS sip:a SIP/2.0\r\n") == [] and small.buffered > 0
+    with pytest.raises(SipParseError, match="headers too large"):
+        small.feed(b"X-Pad: " + b"a" * 1100)

@@ -86,3 +86,15 @@ def test_crypto_attribute_round_trip_and_keys_work() -> None:
     protected = srtp_session(ours[0], outbound=True).protect(packet)
     assert len(protected) == len(packet) + 10
     assert srtp_session(ours[0], outbound=False).unprotect(protected) == packet
+
+
+def test_an_ipv6_address_is_described_as_ip6() -> None:
+    sdp = build_rtp_description(
+        session_id=1,
+        version=1,
+        address="2001:db8::7",
+        port=30000,
+        audio=[AudioFormat(Codec.PCMU, 0)],
+        telephone_event_pt=None,
+    )
+    assert "o=- 1 1 IN IP6 2001:db8::7\r\n" in sdp and "c=IN IP6 2001:db8::7\r\n" in sdp
