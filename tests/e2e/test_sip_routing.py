@@ -14,7 +14,7 @@ import pytest
 from support.audio import tone_windows
 from support.baresip import RATE, needs_baresip, running_baresip
 from support.platform import DISPLAY_NUMBER, PHONE_NUMBER_ID, WABA_ID, Platform, running_platform
-from support.sipp import free_port, needs_sipp
+from support.sipp import free_port, needs_sipp, run_sipp, sipp_args
 
 pytestmark = [pytest.mark.e2e, needs_sipp, needs_baresip, pytest.mark.timeout(120)]
 
@@ -81,8 +81,9 @@ async def until(check: Callable[[], Awaitable[bool] | bool], seconds: float = 20
             await asyncio.sleep(0.1)
 
 
+@pytest.mark.parametrize("hangs_up", ["user", "pbx"])
 async def test_a_pbx_calls_a_whatsapp_user_through_a_route_with_audio_both_ways(
-    sip_platform: tuple[Platform, int], tmp_path: Path
+    sip_platform: tuple[Platform, int], tmp_path: Path, hangs_up: str
 ) -> None:
     platform, port = sip_platform
     trunk = await create_trunk(platform, sourceHosts=["127.0.0.1"])
@@ -104,6 +105,143 @@ async def test_a_pbx_calls_a_whatsapp_user_through_a_route_with_audio_both_ways(
         await incoming.wait_connected()
         await until(lambda: tone_windows(incoming.heard_pcm(), PBX_TONE) >= 8)
         await asyncio.sleep(1.5)
-        await incoming.hang_up()
-        await pbx.wait_event("CALL_CLOSED")
+        if hangs_up == "user":
+            await incoming.hang_up()
+            await pbx.wait_event("CALL_CLOSED")
+        else:
+            await pbx.command("hangup")
+            await incoming.wait_state("TERMINATED")
+            await pbx.wait_event("CALL_CLOSED")
     assert tone_windows(pbx.heard_pcm(), USER_TONE, rate=RATE) >= 8
+
+
+def refused_invite(user: str, caller: str, status: int, reason: str, extra_header: str = "") -> str:
+    """A sipp UAC scenario: INVITE `user` as `caller`, expect `status` with a `Reason` matching `reason`."""
+    header = f"\n      {extra_header}" if extra_header else ""
+    check = (
+        f'<action><ereg regexp="{reason}" search_in="hdr" header="Reason:" check_it="true" assign_to="1"/>'
+        "</action>"
+    )
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="an INVITE refused with {status}">
+  <send retrans="500">
+    <![CDATA[
+
+      INVITE sip:{user}@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=z9hG4bK-inv-[call_number];rport
+      From: pbx <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:{user}@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:{caller}@[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70{header}
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="{status}">{check}</recv>
+  <send>
+    <![CDATA[
+
+      ACK sip:{user}@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=z9hG4bK-inv-[call_number];rport
+      From: pbx <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:{user}@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <Reference variables="1"/>
+</scenario>
+"""
+
+
+async def pbx_call_refused(
+    port: int, tmp_path: Path, user: str, status: int, reason: str, *, caller: str = DISPLAY_NUMBER,
+    extra_header: str = "",
+) -> None:  # fmt: skip
+    scenario = tmp_path / f"refused_{status}.xml"
+    scenario.write_text(refused_invite(user, caller, status, reason, extra_header))
+    args = ["-sf", str(scenario), *sipp_args("udp", free_port("udp"), seconds=40), f"127.0.0.1:{port}"]
+    result = await run_sipp(args, tmp_path)
+    assert result.returncode == 0, result.output
+
+
+async def route_pbx_calls_to_whatsapp(platform: Platform, **destination: Any) -> str:
+    trunk = await create_trunk(platform, sourceHosts=["127.0.0.1"])
+    await create_route(
+        platform,
+        [{"value": {"type": "SIP", "sipTrunkId": trunk}}],
+        [{"type": "ENDPOINT", "value": {"type": "WHATSAPP"}} | destination],
+    )
+    return trunk
+
+
+async def test_a_user_without_call_permission_is_not_dialled_and_the_pbx_gets_403(
+    sip_platform: tuple[Platform, int], tmp_path: Path
+) -> None:
+    platform, port = sip_platform
+    await route_pbx_calls_to_whatsapp(platform)
+    user = platform.emulator.user(USER, name="Wa")
+    await pbx_call_refused(port, tmp_path, USER, 403, "NO_PERMISSION|permission")
+    assert user.calls == []
+
+
+async def test_a_user_who_declines_gets_the_pbx_a_603(
+    sip_platform: tuple[Platform, int], tmp_path: Path
+) -> None:
+    platform, port = sip_platform
+    await route_pbx_calls_to_whatsapp(platform)
+    user = platform.emulator.user(USER, name="Wa")
+    user.answer.mode = "decline"
+    user.answer.delay = 0.3
+    await platform.grant_permission(USER)
+    await pbx_call_refused(port, tmp_path, USER, 603, "REJECTED")
+    assert len(user.calls) == 1
+
+
+async def test_a_user_who_does_not_answer_within_connect_timeout_gets_the_pbx_a_480(
+    sip_platform: tuple[Platform, int], tmp_path: Path
+) -> None:
+    platform, port = sip_platform
+    await route_pbx_calls_to_whatsapp(platform, connectTimeout=2)
+    user = platform.emulator.user(USER, name="Wa")
+    user.answer.mode = "no_answer"
+    await platform.grant_permission(USER)
+    await pbx_call_refused(port, tmp_path, USER, 480, "NO_ANSWER")
+
+
+async def test_a_meta_error_gets_the_pbx_a_503_naming_metas_code(
+    sip_platform: tuple[Platform, int], tmp_path: Path
+) -> None:
+    platform, port = sip_platform
+    await route_pbx_calls_to_whatsapp(platform)
+    platform.emulator.user(USER, name="Wa")
+    await platform.grant_permission(USER)
+    platform.emulator.faults.fail_next("connect", status=400)
+    await pbx_call_refused(port, tmp_path, USER, 503, "HTTP 400, code 1[)]")
+
+
+async def test_a_caller_that_is_no_sender_is_refused_naming_it_before_meta_is_asked(
+    sip_platform: tuple[Platform, int], tmp_path: Path
+) -> None:
+    platform, port = sip_platform
+    await route_pbx_calls_to_whatsapp(platform)
+    user = platform.emulator.user(USER, name="Wa")
+    await platform.grant_permission(USER)
+    await pbx_call_refused(port, tmp_path, USER, 484, "'desk' is not a WhatsApp sender", caller="desk")
+    assert user.calls == []

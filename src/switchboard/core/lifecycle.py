@@ -20,6 +20,7 @@ from switchboard.core.errors import ChannelError, InvalidCallState, MediaError
 from switchboard.core.far_end import FarEndHangups
 from switchboard.core.models import (
     Call,
+    CallError,
     CallState,
     Direction,
     Endpoint,
@@ -386,6 +387,7 @@ class Lifecycle:
         s.registry.remove(session)
         answered = call.answer_time is not None
         if tell_peer:
+            call.error = CallError(code, description)  # a refused call's final response names why
             await self._tell_far_end(call, session.channel, defer=defer_far_end)
         session.deadlines.clear()
         await self._ops.finish_all(session)
