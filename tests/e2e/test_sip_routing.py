@@ -14,7 +14,7 @@ import pytest
 from support.audio import tone_windows
 from support.baresip import RATE, needs_baresip, running_baresip
 from support.platform import DISPLAY_NUMBER, PHONE_NUMBER_ID, WABA_ID, Platform, running_platform
-from support.sipp import free_port, needs_sipp, run_sipp, sipp_args
+from support.sipp import free_port, needs_sipp, run_sipp, sipp_args, sipp_server
 
 pytestmark = [pytest.mark.e2e, needs_sipp, needs_baresip, pytest.mark.timeout(120)]
 
@@ -245,3 +245,103 @@ async def test_a_caller_that_is_no_sender_is_refused_naming_it_before_meta_is_as
     await platform.grant_permission(USER)
     await pbx_call_refused(port, tmp_path, USER, 484, "'desk' is not a WhatsApp sender", caller="desk")
     assert user.calls == []
+
+
+CALLER = "15550002222"
+
+
+def busy_with_header(name: str, value: str) -> str:
+    """A sipp UAS scenario: the INVITE must carry header `name` with exactly `value`; it answers 486."""
+    check = (
+        f'<action><ereg regexp="^ *{value}$" search_in="hdr" header="{name}:" check_it="true" assign_to="1"/>'
+        "</action>"
+    )
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="a busy extension that checks a header">
+  <recv request="INVITE">{check}</recv>
+  <send>
+    <![CDATA[
+
+      SIP/2.0 486 Busy Here
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="ACK"/>
+  <Reference variables="1"/>
+</scenario>
+"""
+
+
+async def route_whatsapp_calls(platform: Platform, destinations: list[dict[str, Any]]) -> None:
+    await create_route(
+        platform,
+        [{"to": DISPLAY_NUMBER, "value": {"type": "WHATSAPP", "from": "1555.*"}}],
+        destinations,
+    )
+    await route_sender_calls(platform)
+
+
+def sip_destination(trunk: str, username: str, **fields: Any) -> dict[str, Any]:
+    value = {"type": "SIP", "sipTrunkId": trunk, "username": username}
+    return {"type": "ENDPOINT", "value": value} | fields
+
+
+@pytest.mark.parametrize("hangs_up", ["user", "pbx"])
+async def test_a_whatsapp_call_is_routed_to_a_pbx_extension_with_audio_both_ways(
+    sip_platform: tuple[Platform, int], tmp_path: Path, hangs_up: str
+) -> None:
+    platform, _ = sip_platform
+    async with running_baresip(tmp_path / "pbx", "desk", tone_hz=PBX_TONE, auto_answer=True) as pbx:
+        trunk = await create_trunk(platform, destinationHosts=[f"127.0.0.1:{pbx.sip_port}"])
+        await route_whatsapp_calls(platform, [sip_destination(trunk, "desk")])
+        caller = await platform.emulator.user(CALLER, name="Bo").call(PHONE_NUMBER_ID)
+        caller.play_tone(USER_TONE)
+        await pbx.wait_event("CALL_ESTABLISHED")
+        await caller.wait_connected()
+        await until(lambda: tone_windows(caller.heard_pcm(), PBX_TONE) >= 8)
+        await asyncio.sleep(1.5)
+        if hangs_up == "user":
+            await caller.hang_up()
+        else:
+            await pbx.command("hangup")
+            await caller.wait_state("TERMINATED")
+        await pbx.wait_event("CALL_CLOSED")
+    assert tone_windows(pbx.heard_pcm(), USER_TONE, rate=RATE) >= 8
+
+
+@pytest.mark.parametrize("first", ["busy", "silent"])
+async def test_a_busy_or_silent_first_extension_fails_over_to_the_next(
+    sip_platform: tuple[Platform, int], tmp_path: Path, first: str
+) -> None:
+    """The first destination answers 486 (and checks the custom header it was sent) or never answers
+    within `connectTimeout`; the second one, baresip, takes the call."""
+    platform, _ = sip_platform
+    first_port = free_port("udp")
+    scenario = tmp_path / "busy.xml"
+    scenario.write_text(busy_with_header("X-Caller", f"wa-{CALLER}-to-{DISPLAY_NUMBER}"))
+    async with (
+        sipp_server(["-sf", str(scenario), *sipp_args("udp", first_port)], tmp_path) as busy,
+        running_baresip(tmp_path / "pbx", "desk", tone_hz=PBX_TONE, auto_answer=True) as pbx,
+    ):
+        # nothing answers on the silent trunk's host: only connectTimeout ends the attempt
+        silent_port = free_port("udp")
+        first_host = f"127.0.0.1:{first_port if first == 'busy' else silent_port}"
+        first_trunk = await create_trunk(platform, name="Busy", destinationHosts=[first_host])
+        trunk = await create_trunk(platform, destinationHosts=[f"127.0.0.1:{pbx.sip_port}"])
+        headers = {"customHeaders": {"X-Caller": "wa-${from}-to-${to}"}}
+        first_value = sip_destination(first_trunk, "sales", connectTimeout=2)
+        first_value["value"] |= headers
+        await route_whatsapp_calls(platform, [first_value, sip_destination(trunk, "desk")])
+        caller = await platform.emulator.user(CALLER, name="Bo").call(PHONE_NUMBER_ID)
+        await pbx.wait_event("CALL_ESTABLISHED")
+        await caller.wait_connected()
+        if first == "busy":
+            assert await busy.wait() == 0
+        await caller.hang_up()
+        await pbx.wait_event("CALL_CLOSED")

@@ -96,37 +96,53 @@ def _config(workdir: Path, sip_port: int, ctrl_port: int, microphone: Path) -> s
     )
 
 
+async def _start(workdir: Path, microphone: Path) -> tuple[asyncio.subprocess.Process, Baresip | None]:
+    """Start baresip on free ports; no phone when it exited (a port, or the TLS one above the SIP port,
+    was taken meanwhile)."""
+    assert BARESIP is not None
+    sip_port, ctrl_port = free_port("udp"), free_port("tcp")
+    (workdir / "config").write_text(_config(workdir, sip_port, ctrl_port, microphone))
+    with (workdir / "baresip.log").open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            BARESIP, "-f", str(workdir), cwd=workdir, stdout=log, stderr=log,
+            stdin=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+    phone = Baresip(workdir, sip_port, ctrl_port)
+    for _ in range(200):
+        if process.returncode is not None:
+            break
+        try:
+            phone._reader, phone._writer = await asyncio.open_connection("127.0.0.1", ctrl_port)
+            return process, phone
+        except OSError:
+            await asyncio.sleep(0.05)
+    if process.returncode is None:
+        process.terminate()
+    await process.wait()
+    return process, None
+
+
 @contextlib.asynccontextmanager
 async def running_baresip(
     workdir: Path, user: str, *, tone_hz: float, auto_answer: bool = False
 ) -> AsyncIterator[Baresip]:
     """baresip with account `user` (static, no REGISTER) whose microphone plays a `tone_hz` tone."""
-    assert BARESIP is not None
     workdir.mkdir(parents=True, exist_ok=True)
     microphone = workdir / "tone.wav"
     microphone.write_bytes(tone_wav(tone_hz, 30.0, rate=RATE))
     (workdir / "accounts").write_text("")
     (workdir / "contacts").write_text("")
-    sip_port, ctrl_port = free_port("udp"), free_port("tcp")
-    (workdir / "config").write_text(_config(workdir, sip_port, ctrl_port, microphone))
-    process = await asyncio.create_subprocess_exec(
-        BARESIP, "-f", str(workdir), cwd=workdir, stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL, stdin=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    phone = Baresip(workdir, sip_port, ctrl_port)
+    for _ in range(5):
+        process, phone = await _start(workdir, microphone)
+        if phone is not None:
+            break
+    else:
+        raise AssertionError(f"baresip did not start: {(workdir / 'baresip.log').read_text()[-2000:]}")
     try:
-        for _ in range(200):
-            try:
-                phone._reader, phone._writer = await asyncio.open_connection("127.0.0.1", ctrl_port)
-                break
-            except OSError:
-                await asyncio.sleep(0.05)
-        else:
-            raise AssertionError("baresip's ctrl_tcp never listened")
         async with asyncio.TaskGroup() as tasks:
             reading = tasks.create_task(phone.read_events())
             answer = ";answermode=auto" if auto_answer else ""
-            await phone.command("uanew", f"<sip:{user}@127.0.0.1:{sip_port}>;regint=0{answer}")
+            await phone.command("uanew", f"<sip:{user}@127.0.0.1:{phone.sip_port}>;regint=0{answer}")
             try:
                 yield phone
             finally:

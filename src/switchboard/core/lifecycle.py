@@ -57,6 +57,8 @@ class InboundCall:
     """The application the called number is handed to (resolved by the channel)."""
     sender_id: str | None = None
     custom_data: dict[str, str] = field(default_factory=dict)
+    sip_headers: dict[str, str] = field(default_factory=dict)
+    """A SIP call's `X-` headers (read by routing criteria)."""
 
 
 class ChannelOp(enum.Enum):
@@ -107,6 +109,7 @@ class Lifecycle:
             sender_id=inbound.sender_id,
             peer_call_id=peer,
             custom_data=dict(inbound.custom_data),
+            sip_headers=dict(inbound.sip_headers),
             start_time=s.clock.now(),
         )
         channel = s.channels.get(inbound.endpoint.type)
