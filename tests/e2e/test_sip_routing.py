@@ -345,3 +345,24 @@ async def test_a_busy_or_silent_first_extension_fails_over_to_the_next(
             assert await busy.wait() == 0
         await caller.hang_up()
         await pbx.wait_event("CALL_CLOSED")
+
+
+async def test_sip_criteria_match_the_invites_custom_headers(
+    sip_platform: tuple[Platform, int], tmp_path: Path
+) -> None:
+    platform, port = sip_platform
+    trunk = await create_trunk(platform, sourceHosts=["127.0.0.1"])
+    headers = [{"headerName": "X-Team", "headerValue": "sal.*"}]
+    await create_route(
+        platform,
+        [{"value": {"type": "SIP", "sipTrunkId": trunk, "headers": headers}}],
+        [{"type": "ENDPOINT", "value": {"type": "WHATSAPP"}}],
+    )
+    user = platform.emulator.user(USER, name="Wa")
+    user.answer.mode = "decline"
+    user.answer.delay = 0.2
+    await platform.grant_permission(USER)
+    await pbx_call_refused(port, tmp_path, USER, 404, "no enabled route", extra_header="X-Team: support")
+    assert user.calls == []
+    await pbx_call_refused(port, tmp_path, USER, 603, "REJECTED", extra_header="X-Team: sales")
+    assert len(user.calls) == 1
