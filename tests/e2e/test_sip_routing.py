@@ -13,7 +13,8 @@ import pytest
 
 from support.audio import tone_windows
 from support.baresip import RATE, needs_baresip, running_baresip
-from support.platform import DISPLAY_NUMBER, PHONE_NUMBER_ID, WABA_ID, Platform, running_platform
+from support.platform import DISPLAY_NUMBER, PHONE_NUMBER_ID, WABA_ID, Platform
+from support.sip_trunks import create_trunk, sip_listening_platform
 from support.sipp import free_port, needs_sipp, run_sipp, sipp_args, sipp_server
 
 pytestmark = [pytest.mark.e2e, needs_sipp, needs_baresip, pytest.mark.timeout(120)]
@@ -25,22 +26,8 @@ USER_TONE = 600.0
 
 @pytest.fixture
 async def sip_platform(tmp_path: Path) -> AsyncIterator[tuple[Platform, int]]:
-    port = free_port("udp")
-    async with running_platform(tmp_path, sip={"listen": [f"udp:127.0.0.1:{port}"]}) as platform:
-        yield platform, port
-
-
-async def create_trunk(platform: Platform, **fields: Any) -> str:
-    body = {
-        "type": "STATIC",
-        "name": "PBX",
-        "channelLimit": 4,
-        "billingPackage": {"packageType": "METERED"},
-        "codecs": ["PCMU"],
-    } | fields
-    response = await platform.api.post("/calls/1/sip-trunks", json=body)
-    assert response.status_code == 202, response.text
-    return str(response.json()["id"])
+    async with sip_listening_platform(tmp_path) as platform_and_port:
+        yield platform_and_port
 
 
 async def create_route(
