@@ -184,7 +184,7 @@ async def test_a_user_without_call_permission_is_not_dialled_and_the_pbx_gets_40
     platform, port = sip_platform
     await route_pbx_calls_to_whatsapp(platform)
     user = platform.emulator.user(USER, name="Wa")
-    await pbx_call_refused(port, tmp_path, USER, 403, "NO_PERMISSION|permission")
+    await pbx_call_refused(port, tmp_path, USER, 403, "FORBIDDEN.*not granted call permission")
     assert user.calls == []
 
 
