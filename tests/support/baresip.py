@@ -1,103 +1,155 @@
-"""baresip (Debian `baresip`) as a PBX phone on loopback: a static account that answers by itself, a WAV
-as what it says, and what it hears recorded by the `sndfile` module."""
+"""baresip (Debian `baresip`) as a PBX phone on loopback: a WAV as its microphone, what it hears
+recorded by `sndfile`, driven over `ctrl_tcp` (JSON commands in netstring framing)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shutil
 import wave
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from support.audio import tone_wav
+from support.sipp import free_port
+
 BARESIP = shutil.which("baresip")
 MODULES = Path("/usr/lib/baresip/modules")
 needs_baresip = pytest.mark.skipif(
-    BARESIP is None or not MODULES.is_dir(),
-    reason="needs baresip (Debian baresip, installed by scripts/setup)",
+    BARESIP is None or not MODULES.is_dir(), reason="needs baresip (installed by scripts/setup)"
 )
-STEP = 20.0
+RATE = 8000
 
 
-@dataclass
 class Baresip:
-    directory: Path
-    port: int
-    user: str
+    """One running baresip with one account; `events` collects what its ctrl_tcp reports."""
 
-    def recordings(self) -> list[Path]:
-        """What it heard, one WAV per call (complete once the call has ended)."""
-        return sorted(self.directory.glob("dump-*-dec.wav"))
+    def __init__(self, workdir: Path, sip_port: int, ctrl_port: int) -> None:
+        self.workdir = workdir
+        self.sip_port = sip_port
+        self.ctrl_port = ctrl_port
+        self.events: list[dict[str, Any]] = []
+        self._new = asyncio.Condition()
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._token = 0
 
-    async def heard(self) -> tuple[np.ndarray, int]:  # type: ignore[type-arg]
-        """The samples of the first call it heard, once its recording is complete, and their rate."""
-        async with asyncio.timeout(STEP):
-            while True:
-                with (
-                    contextlib.suppress(IndexError, wave.Error, EOFError),
-                    wave.open(str(self.recordings()[0]), "rb") as wav,
-                ):
-                    frames = wav.readframes(wav.getnframes())
-                    if frames:
-                        pcm = np.frombuffer(frames, dtype=np.int16)
-                        return pcm[:: wav.getnchannels()], wav.getframerate()
-                await asyncio.sleep(0.1)
+    async def command(self, command: str, params: str = "") -> None:
+        assert self._writer is not None
+        self._token += 1
+        body = json.dumps({"command": command, "params": params, "token": str(self._token)}).encode()
+        self._writer.write(str(len(body)).encode() + b":" + body + b",")
+        await self._writer.drain()
+
+    async def read_events(self) -> None:
+        assert self._reader is not None
+        while True:
+            length = int((await self._reader.readuntil(b":"))[:-1])
+            payload = await self._reader.readexactly(length + 1)
+            message = json.loads(payload[:-1])
+            if message.get("event"):
+                async with self._new:
+                    self.events.append(message)
+                    self._new.notify_all()
+
+    async def wait_event(self, type_: str, timeout: float = 30.0) -> dict[str, Any]:
+        async def wait() -> dict[str, Any]:
+            async with self._new:
+                while True:
+                    for event in self.events:
+                        if event.get("type") == type_:
+                            return event
+                    await self._new.wait()
+
+        return await asyncio.wait_for(wait(), timeout)
+
+    def heard_pcm(self) -> np.ndarray:
+        """What the call made baresip hear (8 kHz mono for G.711); complete once the call ended."""
+        dumps = sorted(self.workdir.glob("dump-*-dec.wav"))
+        assert dumps, "baresip recorded nothing"
+        with wave.open(str(dumps[-1]), "rb") as wav:
+            frames = wav.readframes(wav.getnframes())
+            channels = wav.getnchannels()
+        pcm = np.frombuffer(frames, dtype=np.int16)
+        return pcm[::channels] if channels > 1 else pcm
 
 
-def _config(directory: Path, port: int, rtp_ports: tuple[int, int], source: Path) -> str:
+def _config(workdir: Path, sip_port: int, ctrl_port: int, microphone: Path) -> str:
+    modules = ["g711.so", "aufile.so", "sndfile.so", "ctrl_tcp.so", "menu.so", "account.so"]
     return "\n".join(
         [
-            "poll_method epoll",
-            f"sip_listen 127.0.0.1:{port}",
-            "net_interface 127.0.0.1",
             f"module_path {MODULES}",
-            f"audio_source aufile,{source}",
-            f"audio_alert aufile,{source}",
-            "ausrc_srate 8000",
-            "ausrc_channels 1",
-            f"rtp_ports {rtp_ports[0]}-{rtp_ports[1]}",
-            f"snd_path {directory}",
-            "module aufile.so",
-            "module sndfile.so",
-            "module g711.so",
-            "module_app account.so",
-            "module_app menu.so",
+            f"sip_listen 127.0.0.1:{sip_port}",
+            "net_interface 127.0.0.1",
+            f"audio_source aufile,{microphone}",
+            f"ausrc_srate {RATE}",
+            f"ctrl_tcp_listen 127.0.0.1:{ctrl_port}",
+            f"snd_path {workdir}",
+            *(f"module {name}" for name in modules),
             "",
         ]
     )
 
 
+async def _start(workdir: Path, microphone: Path) -> tuple[asyncio.subprocess.Process, Baresip | None]:
+    """Start baresip on free ports; no phone when it exited (a port, or the TLS one above the SIP port,
+    was taken meanwhile)."""
+    assert BARESIP is not None
+    sip_port, ctrl_port = free_port("udp"), free_port("tcp")
+    (workdir / "config").write_text(_config(workdir, sip_port, ctrl_port, microphone))
+    with (workdir / "baresip.log").open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            BARESIP, "-f", str(workdir), cwd=workdir, stdout=log, stderr=log,
+            stdin=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+    phone = Baresip(workdir, sip_port, ctrl_port)
+    for _ in range(200):
+        if process.returncode is not None:
+            break
+        try:
+            phone._reader, phone._writer = await asyncio.open_connection("127.0.0.1", ctrl_port)
+            return process, phone
+        except OSError:
+            await asyncio.sleep(0.05)
+    if process.returncode is None:
+        process.terminate()
+    await process.wait()
+    return process, None
+
+
 @contextlib.asynccontextmanager
 async def running_baresip(
-    directory: Path,
-    port: int,
-    source: Path,
-    *,
-    user: str = "bob",
-    rtp_ports: tuple[int, int] = (26000, 26098),
+    workdir: Path, user: str, *, tone_hz: float, auto_answer: bool = False
 ) -> AsyncIterator[Baresip]:
-    """baresip listening on udp:127.0.0.1:`port` as `user` (auto-answer, PCMU/PCMA), saying `source` (an
-    8 kHz mono 16-bit WAV); stopped on exit."""
-    assert BARESIP is not None
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "config").write_text(_config(directory, port, rtp_ports, source))
-    (directory / "accounts").write_text(f"<sip:{user}@127.0.0.1>;regint=0;answermode=auto\n")
-    process = await asyncio.create_subprocess_exec(
-        BARESIP,
-        "-f",
-        str(directory),
-        cwd=directory,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    """baresip with account `user` (static, no REGISTER) whose microphone plays a `tone_hz` tone."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    microphone = workdir / "tone.wav"
+    microphone.write_bytes(tone_wav(tone_hz, 30.0, rate=RATE))
+    (workdir / "accounts").write_text("")
+    (workdir / "contacts").write_text("")
+    for _ in range(5):
+        process, phone = await _start(workdir, microphone)
+        if phone is not None:
+            break
+    else:
+        raise AssertionError(f"baresip did not start: {(workdir / 'baresip.log').read_text()[-2000:]}")
     try:
-        yield Baresip(directory, port, user)
+        async with asyncio.TaskGroup() as tasks:
+            reading = tasks.create_task(phone.read_events())
+            answer = ";answermode=auto" if auto_answer else ""
+            await phone.command("uanew", f"<sip:{user}@127.0.0.1:{phone.sip_port}>;regint=0{answer}")
+            try:
+                yield phone
+            finally:
+                reading.cancel()
     finally:
+        if phone._writer is not None:
+            phone._writer.close()
         if process.returncode is None:
             process.terminate()
         await process.wait()

@@ -20,6 +20,7 @@ from switchboard.core.errors import ChannelError, InvalidCallState, MediaError
 from switchboard.core.far_end import FarEndHangups
 from switchboard.core.models import (
     Call,
+    CallError,
     CallState,
     Direction,
     Endpoint,
@@ -58,6 +59,8 @@ class InboundCall:
     """The application the called number is handed to (resolved by the channel)."""
     sender_id: str | None = None
     custom_data: dict[str, str] = field(default_factory=dict)
+    sip_headers: dict[str, str] = field(default_factory=dict)
+    """A SIP call's `X-` headers (read by routing criteria)."""
 
 
 class ChannelOp(enum.Enum):
@@ -108,6 +111,7 @@ class Lifecycle:
             sender_id=inbound.sender_id,
             peer_call_id=peer,
             custom_data=dict(inbound.custom_data),
+            sip_headers=dict(inbound.sip_headers),
             start_time=s.clock.now(),
         )
         channel = s.channels.get(inbound.endpoint.type)
@@ -388,6 +392,8 @@ class Lifecycle:
             return
         session.ended = True
         if tell_peer:
+            if not call.state.is_final:
+                call.error = CallError(code, description)  # a refused call's final response names why
             await self._tell_far_end(call, session.channel, defer=defer_far_end)
         session.deadlines.clear()
         await self._ops.finish_all(session)

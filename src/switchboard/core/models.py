@@ -126,6 +126,8 @@ class Call:
     external_id: str | None = None
     """The application's own id for the call (Infobip's `externalId`)."""
     custom_data: dict[str, str] = field(default_factory=dict)
+    sip_headers: dict[str, str] = field(default_factory=dict)
+    """A SIP call's `X-` headers: received on the inbound INVITE, or to send on the outbound one."""
     parent_call_id: str | None = None
     dialog_id: str | None = None
     start_time: datetime | None = None

@@ -40,6 +40,8 @@ class CallRequest:
     parent_call_id: str | None = None
     external_id: str | None = None
     """The application's own id for the call (Infobip's `externalId`), echoed on the call."""
+    sip_headers: dict[str, str] = field(default_factory=dict)
+    """`X-` headers for the INVITE of a SIP call."""
 
     def owner(self) -> InboundTarget | None:
         if self.target is not None:
@@ -75,6 +77,7 @@ class Outbound:
             from_=request.from_,
             to=request.endpoint.address,
             custom_data=dict(request.custom_data),
+            sip_headers=dict(request.sip_headers),
             parent_call_id=request.parent_call_id,
             external_id=request.external_id,
             start_time=s.clock.now(),

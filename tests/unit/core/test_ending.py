@@ -8,7 +8,7 @@ from switchboard.core import state as st
 from switchboard.core.errors import CallNotFound, InvalidCallState
 from switchboard.core.events import CallEvent, CallFailed, CallFinished
 from switchboard.core.lifecycle import MEDIA_CLOSED_GRACE_S, STORE_END_RETRY_S
-from switchboard.core.models import CallState, ErrorCode, HangupSource
+from switchboard.core.models import Call, CallError, CallState, ErrorCode, HangupSource
 
 INBOUND_STATES = [CallState.CALLING, CallState.RINGING, CallState.PRE_ESTABLISHED, CallState.ESTABLISHED]
 
@@ -58,6 +58,22 @@ async def test_an_api_hangup_ends_the_call_and_tells_the_peer(
     assert not rig.control.is_live(call_id)
     assert rig.leg(call_id).closed
     assert (await rig.stored(call_id)).state is final
+
+
+async def test_a_refused_inbound_call_is_rejected_knowing_why(rig: Rig) -> None:
+    """The channel picks its refusal (e.g. a SIP final response) from the call's error."""
+    call_id = await inbound_in(rig, CallState.RINGING)
+    told: list[CallError | None] = []
+    reject = rig.channel.reject
+
+    async def remember(call: Call) -> None:
+        told.append(call.error)
+        await reject(call)
+
+    rig.channel.reject = remember  # type: ignore[method-assign]
+    await rig.control.hangup(call_id, source=HangupSource.PLATFORM, code=ErrorCode.BUSY, description="486")
+
+    assert told == [CallError(ErrorCode.BUSY, "486")]
 
 
 @pytest.mark.parametrize("code", list(ErrorCode))

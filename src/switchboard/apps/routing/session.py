@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -57,6 +58,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CONNECT_TIMEOUT_S = 30
 DEFAULT_TRANSFER_TIMEOUT_S = 30
+PLACEHOLDER = re.compile(r"\$\{(?:from|to)\}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +117,7 @@ def call_facts(call: Call) -> CallFacts:
         from_=call.from_,
         to=call.to,
         sip_trunk_id=call.endpoint.sip_trunk_id,
+        headers=call.sip_headers,
         custom_data=call.custom_data,
         calls_configuration_id=call.calls_configuration_id,
     )
@@ -235,6 +238,16 @@ class RoutingSession:
                     EndpointType.WEBSOCKET, identity=value.websocket_endpoint_config_id
                 ), call.from_
 
+    def _custom_headers(self, value: RouteEndpoint) -> dict[str, str]:
+        """A SIP destination's `customHeaders`, `${from}` and `${to}` naming the routed call's."""
+        if not isinstance(value, SipEndpoint) or not value.custom_headers:
+            return {}
+        names = {"${from}": self.call.from_, "${to}": self.call.to}
+        return {
+            name: PLACEHOLDER.sub(lambda m: names[m.group(0)], text)
+            for name, text in value.custom_headers.items()
+        }
+
     async def _dial(
         self,
         route: RouteResponse,
@@ -244,6 +257,7 @@ class RoutingSession:
     ) -> Failure | None:
         control = self._d.control
         endpoint, from_ = self._endpoint(value)
+        headers = self._custom_headers(value)
         try:
             control.admission.check_bridge(self.call.endpoint, endpoint)
             child = await control.create_call(
@@ -256,6 +270,7 @@ class RoutingSession:
                     if recording
                     else None,
                     parent_call_id=self.call.id,
+                    sip_headers=headers,
                 )
             )
         except SwitchboardError as exc:

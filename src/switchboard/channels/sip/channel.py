@@ -14,7 +14,8 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Awaitable
+import re
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, replace
 
 from switchboard.channels.sip.digest import Challenge
@@ -266,7 +267,8 @@ class SipChannel:
         peer, uri = target
         host, _ = self.endpoint.bound_address(peer.transport)
         from_ = Address(SipURI(host, call.from_ or None))
-        return self.endpoint.invite(uri, peer, from_=from_, sdp=sdp)
+        headers = custom_headers(call.sip_headers)
+        return self.endpoint.invite(uri, peer, from_=from_, sdp=sdp, headers=headers)
 
     async def pre_answer(self, call: Call, sdp_answer: str) -> None:
         leg, incoming = self._incoming(call)
@@ -361,6 +363,7 @@ class SipChannel:
             remote_offer=incoming.sdp.decode(errors="replace"),
             target=InboundTarget(InboundAction.CALL_ROUTING),
             custom_data=sip_headers(invite),
+            sip_headers=sip_headers(invite),
         )
         call = await self._core.receive_inbound(inbound)
         if call is None and incoming.pending:
@@ -501,6 +504,19 @@ def reason_header(status: int, code: str, text: str) -> str:
     """A `Reason` header (RFC 3326) naming why we refused."""
     cleaned = text.replace('"', "'").replace("\r", " ").replace("\n", " ")[:200]
     return f'SIP;cause={status};text="{code}: {cleaned}"' if cleaned else f'SIP;cause={status};text="{code}"'
+
+
+CUSTOM_HEADER = re.compile(r"[Xx]-[A-Za-z0-9.!%*_+`'~-]+")
+"""An `X-` header name that is a SIP token (RFC 3261 §25.1)."""
+
+
+def custom_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The `X-` headers to send, values kept on one line."""
+    return [
+        (name, " ".join(value.splitlines()))
+        for name, value in headers.items()
+        if CUSTOM_HEADER.fullmatch(name)
+    ]
 
 
 def sip_headers(invite: Request) -> dict[str, str]:

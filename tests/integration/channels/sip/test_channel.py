@@ -14,7 +14,7 @@ import pytest
 
 from support.fakes import InMemoryChannelRecords
 from support.sipp import free_port, needs_sipp, run_sipp, sipp_args, sipp_server
-from switchboard.channels.sip.channel import SipChannel, failure_code, hold_answer
+from switchboard.channels.sip.channel import SipChannel, failure_code, hold_answer, sip_headers
 from switchboard.channels.sip.digest import Credentials
 from switchboard.channels.sip.endpoint import EndpointConfig, OutgoingCall, SipCall, SipEndpoint
 from switchboard.channels.sip.events import Answered, Confirmed, Failed, HungUp, Progress, SipCallEvent
@@ -168,7 +168,7 @@ async def test_a_pbx_call_enters_routing_rings_answers_holds_and_hangs_up(rig: R
         EndpointType.SIP, username="alice", sip_trunk_id=rig.trunk.id, display_name="Alice"
     )
     assert inbound.to == "bob" and inbound.remote_offer == SDP
-    assert inbound.custom_data == {"X-Ticket": "42"}
+    assert inbound.custom_data == inbound.sip_headers == {"X-Ticket": "42"}
     ringing = await sip_event(outgoing)
     assert isinstance(ringing, Progress) and ringing.response.status == 180
     await rig.channel.pre_answer(call, SDP)
@@ -229,11 +229,13 @@ async def test_we_dial_the_pbx_and_report_its_answer_and_hang_up(rig: Rig) -> No
         direction=Direction.OUTBOUND,
         from_="alice",
         to="bob",
+        sip_headers={"X-Ticket": "42", "X-Bad Name": "dropped", "X-Note": "two\r\nlines"},
     )
     await rig.channel.prepare_outbound(call)
     result = await rig.channel.dial(call, SDP)
     incoming = await asyncio.wait_for(rig.pbx.incoming.get(), STEP)
     assert incoming.invite.uri.user == "bob" and incoming.invite.from_.uri.user == "alice"
+    assert sip_headers(incoming.invite) == {"X-Ticket": "42", "X-Note": "two lines"}
     incoming.progress(180)
     assert await next_of(rig.core.reports) == ("ringing", result.peer_call_id, {})
     incoming.answer(SDP.encode())

@@ -3,35 +3,23 @@ itself, and the tone the app plays is what it hears."""
 
 from __future__ import annotations
 
-import wave
 from pathlib import Path
 
 import pytest
 
 from support.audio import tone_wav, tone_windows
-from support.baresip import needs_baresip, running_baresip
+from support.baresip import RATE, needs_baresip, running_baresip
 from support.platform import CONFIGURATION_ID, running_platform
 from support.sipp import free_port
 
 pytestmark = [pytest.mark.e2e, needs_baresip, pytest.mark.timeout(120)]
 
 
-def silence_wav(path: Path, seconds: float = 30.0) -> Path:
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(8000)
-        wav.writeframes(b"\0\0" * int(8000 * seconds))
-    return path
-
-
 async def test_an_app_calls_baresip_over_a_trunk_and_it_hears_the_played_tone(tmp_path: Path) -> None:
-    sip_port, phone_port = free_port("udp"), free_port("udp")
-    sip = {"listen": [f"udp:127.0.0.1:{sip_port}"]}
-    source = silence_wav(tmp_path / "silence.wav")
+    sip = {"listen": [f"udp:127.0.0.1:{free_port('udp')}"]}
     async with (
         running_platform(tmp_path, sip=sip) as platform,
-        running_baresip(tmp_path / "phone", phone_port, source) as phone,
+        running_baresip(tmp_path / "phone", "ext100", tone_hz=440, auto_answer=True) as phone,
     ):
         await platform.subscribe()
         trunk = await platform.api.post(
@@ -42,14 +30,14 @@ async def test_an_app_calls_baresip_over_a_trunk_and_it_hears_the_played_tone(tm
                 "channelLimit": 1,
                 "billingPackage": {"packageType": "METERED"},
                 "codecs": ["PCMU"],
-                "destinationHosts": [f"127.0.0.1:{phone_port}"],
+                "destinationHosts": [f"127.0.0.1:{phone.sip_port}"],
             },
         )
         assert trunk.status_code == 202, trunk.text
         created = await platform.api.post(
             "/calls/1/calls",
             json={
-                "endpoint": {"type": "SIP", "sipTrunkId": trunk.json()["id"], "username": phone.user},
+                "endpoint": {"type": "SIP", "sipTrunkId": trunk.json()["id"], "username": "ext100"},
                 "from": "alice",
                 "callsConfigurationId": CONFIGURATION_ID,
                 "connectTimeout": 30,
@@ -67,5 +55,5 @@ async def test_an_app_calls_baresip_over_a_trunk_and_it_hears_the_played_tone(tm
         await platform.app.wait_for("PLAY_FINISHED", call_id)
         await platform.api.post(f"/calls/1/calls/{call_id}/hangup", json={})
         await platform.app.wait_for("CALL_FINISHED", call_id)
-        pcm, rate = await phone.heard()
-    assert tone_windows(pcm, 1000, rate=rate) >= 10, "baresip did not hear the 1 kHz tone"
+        pcm = phone.heard_pcm()
+    assert tone_windows(pcm, 1000, rate=RATE) >= 10, "baresip did not hear the 1 kHz tone"
