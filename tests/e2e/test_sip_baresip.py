@@ -1,0 +1,102 @@
+"""baresip, a real SIP phone, as the business's PBX: WhatsApp users (the Meta emulator's WebRTC peers)
+reach it through call routing over STATIC and REGISTERED trunks, and it calls them. Audio is checked by
+tone frequency on the side that hears it; DTMF by the keys baresip reports."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from support.audio import tone_windows
+from support.baresip import Baresip, needs_baresip, running_baresip
+from support.platform import DISPLAY_NUMBER, PHONE_NUMBER_ID, WABA_ID, Platform
+from support.sip_trunks import create_trunk, sip_listening_platform
+
+pytestmark = [pytest.mark.e2e, needs_baresip, pytest.mark.timeout(60)]
+
+CALLER = "15550002222"
+USER = "15550003333"
+PBX_TONE = 1000.0
+USER_TONE = 600.0
+BARESIP_CODECS = {"PCMU": ("g711",), "OPUS": ("opus",)}
+
+
+@pytest.fixture
+async def sip_platform(tmp_path: Path) -> AsyncIterator[tuple[Platform, int]]:
+    async with sip_listening_platform(tmp_path) as platform_and_port:
+        yield platform_and_port
+
+
+async def until(check: Callable[[], bool], seconds: float = 15) -> None:
+    async with asyncio.timeout(seconds):
+        while not check():
+            await asyncio.sleep(0.1)
+
+
+async def create_route(
+    platform: Platform, criteria: list[dict[str, Any]], destinations: list[dict[str, Any]]
+) -> None:
+    created = await platform.api.post(
+        "/callrouting/1/routes",
+        json={"name": "baresip", "criteria": criteria, "destinations": destinations},
+    )
+    assert created.status_code == 201, created.text
+
+
+async def route_whatsapp_calls_to(platform: Platform, trunk: str, username: str) -> None:
+    """WhatsApp calls to the sender enter call routing, whose route sends them to `username` on `trunk`."""
+    await create_route(
+        platform,
+        [{"to": DISPLAY_NUMBER, "value": {"type": "WHATSAPP", "from": "1555.*"}}],
+        [{"type": "ENDPOINT", "value": {"type": "SIP", "sipTrunkId": trunk, "username": username}}],
+    )
+    sender = await platform.api.put(
+        f"/admin/1/senders/{PHONE_NUMBER_ID}",
+        json={
+            "phoneNumberId": PHONE_NUMBER_ID,
+            "displayPhoneNumber": DISPLAY_NUMBER,
+            "wabaId": WABA_ID,
+            "accessToken": "e2e-access-token",
+            "appSecret": platform.app_secret,
+            "verifyToken": "e2e-verify",
+            "graphApiUrl": platform.emulator.graph_url,
+            "inbound": {"action": "CALL_ROUTING"},
+        },
+    )
+    assert sender.status_code == 200, sender.text
+
+
+def heard(pbx: Baresip, frequency: float) -> int:
+    pcm, rate = pbx.heard()
+    return tone_windows(pcm, frequency, rate=rate)
+
+
+@pytest.mark.parametrize(("codec", "hangs_up"), [("PCMU", "user"), ("PCMU", "pbx"), ("OPUS", "user")])
+async def test_a_routed_whatsapp_call_reaches_baresip_with_audio_both_ways_and_dtmf(
+    sip_platform: tuple[Platform, int], tmp_path: Path, codec: str, hangs_up: str
+) -> None:
+    """PCMU: Opus ⇄ G.711 transcoded; OPUS: passed through. The user's keys arrive as RFC 4733."""
+    platform, _ = sip_platform
+    async with running_baresip(
+        tmp_path / "pbx", "desk", tone_hz=PBX_TONE, auto_answer=True, codecs=BARESIP_CODECS[codec]
+    ) as pbx:
+        trunk = await create_trunk(platform, destinationHosts=[f"127.0.0.1:{pbx.sip_port}"], codecs=[codec])
+        await route_whatsapp_calls_to(platform, trunk, "desk")
+        caller = await platform.emulator.user(CALLER, name="Bo").call(PHONE_NUMBER_ID)
+        caller.play_tone(USER_TONE)
+        await pbx.wait_event("CALL_ESTABLISHED")
+        await caller.wait_connected()
+        await until(lambda: tone_windows(caller.heard_pcm(), PBX_TONE) >= 8)
+        await caller.press("19#", duration_ms=120, gap_ms=120)
+        await until(lambda: pbx.keys_received() == "19#")
+        if hangs_up == "user":
+            await caller.hang_up()
+        else:
+            await pbx.command("hangup")
+            await caller.wait_state("TERMINATED")
+        await pbx.wait_event("CALL_CLOSED")
+    assert heard(pbx, USER_TONE) >= 8
