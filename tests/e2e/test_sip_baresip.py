@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from support.audio import tone_windows
-from support.baresip import Baresip, needs_baresip, running_baresip
+from support.baresip import needs_baresip, running_baresip
 from support.platform import DISPLAY_NUMBER, PHONE_NUMBER_ID, WABA_ID, Platform
 from support.sip_trunks import create_trunk, sip_listening_platform
 
@@ -70,12 +70,7 @@ async def route_whatsapp_calls_to(platform: Platform, trunk: str, username: str)
     assert sender.status_code == 200, sender.text
 
 
-def heard(pbx: Baresip, frequency: float) -> int:
-    pcm, rate = pbx.heard()
-    return tone_windows(pcm, frequency, rate=rate)
-
-
-@pytest.mark.parametrize(("codec", "hangs_up"), [("PCMU", "user"), ("PCMU", "pbx"), ("OPUS", "user")])
+@pytest.mark.parametrize(("codec", "hangs_up"), [("PCMU", "user"), ("PCMU", "pbx"), ("OPUS", "user"), ("OPUS", "pbx")])
 async def test_a_routed_whatsapp_call_reaches_baresip_with_audio_both_ways_and_dtmf(
     sip_platform: tuple[Platform, int], tmp_path: Path, codec: str, hangs_up: str
 ) -> None:
@@ -99,4 +94,46 @@ async def test_a_routed_whatsapp_call_reaches_baresip_with_audio_both_ways_and_d
             await pbx.command("hangup")
             await caller.wait_state("TERMINATED")
         await pbx.wait_event("CALL_CLOSED")
-    assert heard(pbx, USER_TONE) >= 8
+    pcm, rate = pbx.heard()
+    assert rate == (48000 if codec == "OPUS" else 8000), "baresip decoded another codec than the trunk's"
+    assert tone_windows(pcm, USER_TONE, rate=rate) >= 8
+
+
+async def test_baresip_registers_on_a_registered_trunk_and_receives_a_routed_call(
+    sip_platform: tuple[Platform, int], tmp_path: Path
+) -> None:
+    platform, port = sip_platform
+    created = await platform.api.post(
+        "/calls/1/sip-trunks",
+        json={
+            "type": "REGISTERED",
+            "name": "Branch",
+            "channelLimit": 2,
+            "billingPackage": {"packageType": "METERED"},
+            "codecs": ["PCMU"],
+        },
+    )
+    assert created.status_code == 202, created.text
+    trunk = created.json()
+    status = f"/calls/1/sip-trunks/{trunk['id']}/status"
+    assert (await platform.api.get(status)).json()["registrationStatus"] == "UNREGISTERED"
+    username, password = trunk["username"], trunk["password"]
+    async with running_baresip(
+        tmp_path / "pbx",
+        username,
+        tone_hz=PBX_TONE,
+        auto_answer=True,
+        registrar=f"127.0.0.1:{port}",
+        password=password,
+    ) as pbx:
+        await pbx.wait_event("REGISTER_OK")
+        assert (await platform.api.get(status)).json()["registrationStatus"] == "REGISTERED"
+        await route_whatsapp_calls_to(platform, trunk["id"], username)
+        caller = await platform.emulator.user(CALLER, name="Bo").call(PHONE_NUMBER_ID)
+        caller.play_tone(USER_TONE)
+        await pbx.wait_event("CALL_ESTABLISHED")
+        await caller.wait_connected()
+        await until(lambda: tone_windows(caller.heard_pcm(), PBX_TONE) >= 8)
+        await caller.hang_up()
+        await pbx.wait_event("CALL_CLOSED")
+    assert tone_windows(pbx.heard_pcm(), USER_TONE, rate=8000) >= 8

@@ -102,6 +102,7 @@ def _config(workdir: Path, sip_port: int, ctrl_port: int, microphone: Path, code
             "net_interface 127.0.0.1",
             f"audio_source aufile,{microphone}",
             f"ausrc_srate {RATE}",
+            "ausrc_channels 1",
             f"ctrl_tcp_listen 127.0.0.1:{ctrl_port}",
             f"snd_path {workdir}",
             *(f"module {name}" for name in modules),
