@@ -291,6 +291,9 @@ class SipSettings(_Strict):
     rtp_ports: tuple[int, int] = (20000, 29999)
     tls_certificate: Path | None = None
     tls_key: Path | None = None
+    digest_algorithms: tuple[Literal["MD5", "SHA-256"], ...] = Field(default=("MD5", "SHA-256"), min_length=1)
+    """What REGISTERED trunks' 401 challenges offer, one WWW-Authenticate each, in this order. Some phones
+    (baresip 1.x) refuse a 401 that offers an algorithm they do not know: `["MD5"]` serves them."""
 
     @field_validator("listen")
     @classmethod

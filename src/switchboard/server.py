@@ -156,7 +156,9 @@ def build_sip(settings: SipSettings, trunks: TrunkDirectory, control: CallContro
         tls_context=tls,
     )
     endpoint = SipEndpoint(config)
-    registrations = TrunkRegistrations(trunks, lambda: endpoint.now)
+    registrations = TrunkRegistrations(
+        trunks, lambda: endpoint.now, algorithms=tuple(dict.fromkeys(settings.digest_algorithms))
+    )
     endpoint.registration = registrations
     channel = SipChannel(endpoint, trunks, registrations)
     channel.attach(control)

@@ -144,6 +144,7 @@ def test_no_sip_section_means_no_sip_listener(tmp_path: Path) -> None:
     assert load_settings(write(tmp_path, ""), environ={}).sip is None
     sip = load_settings(write(tmp_path, "[sip]\n"), environ={}).sip
     assert sip is not None and sip.listen == ["udp:127.0.0.1:5060"] and sip.rtp_ports == (20000, 29999)
+    assert sip.digest_algorithms == ("MD5", "SHA-256")
 
 
 def test_a_full_sip_section_loads(tmp_path: Path) -> None:
@@ -172,6 +173,11 @@ def test_a_full_sip_section_loads(tmp_path: Path) -> None:
             "sip.tls_key: /nonexistent/key.pem is not a readable file",
         ),
         ("[sip]\nlisten_on = 1\n", "sip.listen_on: unknown key"),
+        (
+            '[sip]\ndigest_algorithms = ["SHA-512"]\n',
+            "sip.digest_algorithms[0]: Input should be 'MD5' or 'SHA-256'",
+        ),
+        ("[sip]\ndigest_algorithms = []\n", "sip.digest_algorithms: "),
     ],
 )
 def test_bad_sip_values_name_their_key(tmp_path: Path, text: str, message: str) -> None:
