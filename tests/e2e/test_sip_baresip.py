@@ -149,3 +149,75 @@ async def test_baresip_registers_on_a_registered_trunk_and_receives_a_routed_cal
         await caller.hang_up()
         await pbx.wait_event("CALL_CLOSED")
     assert tone_windows(pbx.heard_pcm(), USER_TONE, rate=8000) >= 8
+
+
+async def route_pbx_calls_to_whatsapp(platform: Platform, codec: str = "PCMU") -> None:
+    """Calls from baresip's host enter routing on a STATIC trunk and go to the WhatsApp user they dial,
+    from the sender named by the SIP From user."""
+    trunk = await create_trunk(platform, sourceHosts=["127.0.0.1"], codecs=[codec])
+    await create_route(
+        platform,
+        [{"value": {"type": "SIP", "sipTrunkId": trunk}}],
+        [{"type": "ENDPOINT", "value": {"type": "WHATSAPP"}}],
+    )
+
+
+async def test_baresip_calls_a_whatsapp_user_over_an_opus_trunk_with_audio_both_ways(
+    sip_platform: tuple[Platform, int], tmp_path: Path
+) -> None:
+    """The PCMU (transcoded) variant is in test_sip_routing.py."""
+    platform, port = sip_platform
+    await route_pbx_calls_to_whatsapp(platform, "OPUS")
+    user = platform.emulator.user(USER, name="Wa")
+    user.answer.delay = 0.5
+    user.auto_tone = USER_TONE
+    await platform.grant_permission(USER)
+    async with running_baresip(tmp_path / "pbx", DISPLAY_NUMBER, tone_hz=PBX_TONE, codecs=("opus",)) as pbx:
+        await pbx.command("dial", f"sip:{USER}@127.0.0.1:{port}")
+        await pbx.wait_event("CALL_RINGING")
+        incoming = await user.next_incoming()
+        await pbx.wait_event("CALL_ESTABLISHED")
+        await incoming.wait_connected()
+        await until(lambda: tone_windows(incoming.heard_pcm(), PBX_TONE) >= 8)
+        await asyncio.sleep(1.5)
+        await pbx.command("hangup")
+        await incoming.wait_state("TERMINATED")
+        await pbx.wait_event("CALL_CLOSED")
+    pcm, rate = pbx.heard()
+    assert rate == 48000
+    assert tone_windows(pcm, USER_TONE, rate=rate) >= 8
+
+
+async def test_baresip_calling_a_user_without_permission_gets_403_naming_it_and_meta_is_not_asked(
+    sip_platform: tuple[Platform, int], tmp_path: Path
+) -> None:
+    platform, port = sip_platform
+    await route_pbx_calls_to_whatsapp(platform)
+    user = platform.emulator.user(USER, name="Wa")
+    pbx_dir = tmp_path / "pbx"
+    async with running_baresip(pbx_dir, DISPLAY_NUMBER, tone_hz=PBX_TONE, sip_trace=True) as pbx:
+        await pbx.command("dial", f"sip:{USER}@127.0.0.1:{port}")
+        closed = await pbx.wait_event("CALL_CLOSED")
+    assert closed["param"].startswith("403"), closed
+    response = pbx.log().split("SIP/2.0 403", 1)[1].split("\n\n", 1)[0]
+    reason = [line for line in response.splitlines() if line.startswith("Reason:")]
+    assert reason and "has not granted call permission" in reason[0], response
+    assert user.calls == []
+
+
+async def test_a_user_who_declines_baresips_call_gets_it_a_603(
+    sip_platform: tuple[Platform, int], tmp_path: Path
+) -> None:
+    platform, port = sip_platform
+    await route_pbx_calls_to_whatsapp(platform)
+    user = platform.emulator.user(USER, name="Wa")
+    user.answer.mode = "decline"
+    user.answer.delay = 0.3
+    await platform.grant_permission(USER)
+    async with running_baresip(tmp_path / "pbx", DISPLAY_NUMBER, tone_hz=PBX_TONE) as pbx:
+        await pbx.command("dial", f"sip:{USER}@127.0.0.1:{port}")
+        await pbx.wait_event("CALL_RINGING")
+        declined = await user.next_incoming()
+        closed = await pbx.wait_event("CALL_CLOSED")
+    await declined.wait_state("REJECTED")
+    assert closed["param"].startswith("603"), closed
