@@ -203,6 +203,7 @@ async def test_baresip_calling_a_user_without_permission_gets_403_naming_it_and_
     reason = [line for line in response.splitlines() if line.startswith("Reason:")]
     assert reason and "has not granted call permission" in reason[0], response
     assert user.calls == []
+    assert [r.path for r in platform.emulator.requests if r.path.endswith("/calls")] == []
 
 
 async def test_a_user_who_declines_baresips_call_gets_it_a_603(
