@@ -184,7 +184,7 @@ async def test_a_user_without_call_permission_is_not_dialled_and_the_pbx_gets_40
     platform, port = sip_platform
     await route_pbx_calls_to_whatsapp(platform)
     user = platform.emulator.user(USER, name="Wa")
-    await pbx_call_refused(port, tmp_path, USER, 403, "NO_PERMISSION|permission")
+    await pbx_call_refused(port, tmp_path, USER, 403, "FORBIDDEN.*not granted call permission")
     assert user.calls == []
 
 
@@ -265,6 +265,54 @@ def busy_with_header(name: str, value: str) -> str:
 """
 
 
+RINGING_UNTIL_CANCELLED = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="an extension that rings until the INVITE is cancelled">
+  <recv request="INVITE"/>
+  <send>
+    <![CDATA[
+
+      SIP/2.0 180 Ringing
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="CANCEL"/>
+  <send>
+    <![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <send>
+    <![CDATA[
+
+      SIP/2.0 487 Request Terminated
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      CSeq: [last_cseq_number] INVITE
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="ACK"/>
+</scenario>
+"""
+
+
 async def route_whatsapp_calls(platform: Platform, destinations: list[dict[str, Any]]) -> None:
     await create_route(
         platform,
@@ -302,34 +350,32 @@ async def test_a_whatsapp_call_is_routed_to_a_pbx_extension_with_audio_both_ways
     assert tone_windows(pbx.heard_pcm(), USER_TONE, rate=RATE) >= 8
 
 
-@pytest.mark.parametrize("first", ["busy", "silent"])
-async def test_a_busy_or_silent_first_extension_fails_over_to_the_next(
+@pytest.mark.parametrize("first", ["busy", "ringing"])
+async def test_a_busy_or_unanswered_first_extension_fails_over_to_the_next(
     sip_platform: tuple[Platform, int], tmp_path: Path, first: str
 ) -> None:
-    """The first destination answers 486 (and checks the custom header it was sent) or never answers
-    within `connectTimeout`; the second one, baresip, takes the call."""
+    """The first destination answers 486 (and checks the custom header it was sent) or rings past
+    `connectTimeout` (and is cancelled); the second one, baresip, takes the call."""
     platform, _ = sip_platform
     first_port = free_port("udp")
-    scenario = tmp_path / "busy.xml"
-    scenario.write_text(busy_with_header("X-Caller", f"wa-{CALLER}-to-{DISPLAY_NUMBER}"))
+    scenario = tmp_path / "first.xml"
+    if first == "busy":
+        scenario.write_text(busy_with_header("X-Caller", f"wa-{CALLER}-to-{DISPLAY_NUMBER}"))
+    else:
+        scenario.write_text(RINGING_UNTIL_CANCELLED)
     async with (
-        sipp_server(["-sf", str(scenario), *sipp_args("udp", first_port)], tmp_path) as busy,
+        sipp_server(["-sf", str(scenario), *sipp_args("udp", first_port)], tmp_path) as extension,
         running_baresip(tmp_path / "pbx", "desk", tone_hz=PBX_TONE, auto_answer=True) as pbx,
     ):
-        # nothing answers on the silent trunk's host: only connectTimeout ends the attempt
-        silent_port = free_port("udp")
-        first_host = f"127.0.0.1:{first_port if first == 'busy' else silent_port}"
-        first_trunk = await create_trunk(platform, name="Busy", destinationHosts=[first_host])
+        first_trunk = await create_trunk(platform, name="First", destinationHosts=[f"127.0.0.1:{first_port}"])
         trunk = await create_trunk(platform, destinationHosts=[f"127.0.0.1:{pbx.sip_port}"])
-        headers = {"customHeaders": {"X-Caller": "wa-${from}-to-${to}"}}
         first_value = sip_destination(first_trunk, "sales", connectTimeout=2)
-        first_value["value"] |= headers
+        first_value["value"] |= {"customHeaders": {"X-Caller": "wa-${from}-to-${to}"}}
         await route_whatsapp_calls(platform, [first_value, sip_destination(trunk, "desk")])
         caller = await platform.emulator.user(CALLER, name="Bo").call(PHONE_NUMBER_ID)
         await pbx.wait_event("CALL_ESTABLISHED")
         await caller.wait_connected()
-        if first == "busy":
-            assert await busy.wait() == 0
+        assert await extension.wait() == 0
         await caller.hang_up()
         await pbx.wait_event("CALL_CLOSED")
 

@@ -390,7 +390,8 @@ class Lifecycle:
         s.registry.remove(session)
         answered = call.answer_time is not None
         if tell_peer:
-            call.error = CallError(code, description)  # a refused call's final response names why
+            if not call.state.is_final:
+                call.error = CallError(code, description)  # a refused call's final response names why
             await self._tell_far_end(call, session.channel, defer=defer_far_end)
         session.deadlines.clear()
         await self._ops.finish_all(session)
