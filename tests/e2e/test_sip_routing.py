@@ -5,7 +5,7 @@ Audio is checked by tone frequency where each side hears it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,12 +59,9 @@ async def route_sender_calls(platform: Platform) -> None:
     assert sender.status_code == 200, sender.text
 
 
-async def until(check: Callable[[], Awaitable[bool] | bool], seconds: float = 20) -> None:
+async def until(check: Callable[[], bool], seconds: float = 20) -> None:
     async with asyncio.timeout(seconds):
-        while True:
-            result = check()
-            if result if isinstance(result, bool) else await result:
-                return
+        while not check():
             await asyncio.sleep(0.1)
 
 
