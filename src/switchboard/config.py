@@ -299,6 +299,9 @@ class SipSettings(_Strict):
     """Accepted TCP/TLS connections per listener; one more is closed at once."""
     max_connection_buffer: int = Field(81_920, ge=1024, le=16_777_216)
     """Bytes a connection may hold for a message not yet complete."""
+    digest_algorithms: tuple[Literal["MD5", "SHA-256"], ...] = Field(default=("MD5", "SHA-256"), min_length=1)
+    """What REGISTERED trunks' 401 challenges offer, one WWW-Authenticate each, in this order. Some phones
+    (baresip 1.x) refuse a 401 that offers an algorithm they do not know: `["MD5"]` serves them."""
 
     @field_validator("listen")
     @classmethod

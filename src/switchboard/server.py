@@ -162,7 +162,9 @@ def build_sip(settings: SipSettings, trunks: TrunkDirectory, control: CallContro
         ),
     )
     endpoint = SipEndpoint(config)
-    registrations = TrunkRegistrations(trunks, lambda: endpoint.now)
+    registrations = TrunkRegistrations(
+        trunks, lambda: endpoint.now, algorithms=tuple(dict.fromkeys(settings.digest_algorithms))
+    )
     endpoint.registration = registrations
     channel = SipChannel(endpoint, trunks, registrations)
     channel.attach(control)

@@ -70,17 +70,31 @@ class Baresip:
 
     def heard_pcm(self) -> np.ndarray:
         """What the call made baresip hear (8 kHz mono for G.711); complete once the call ended."""
+        return self.heard()[0]
+
+    def heard(self) -> tuple[np.ndarray, int]:
+        """What the last call made baresip hear, one channel, and its sample rate (8 kHz for G.711,
+        48 kHz for Opus); complete once the call ended."""
         dumps = sorted(self.workdir.glob("dump-*-dec.wav"))
         assert dumps, "baresip recorded nothing"
         with wave.open(str(dumps[-1]), "rb") as wav:
             frames = wav.readframes(wav.getnframes())
             channels = wav.getnchannels()
+            rate = wav.getframerate()
         pcm = np.frombuffer(frames, dtype=np.int16)
-        return pcm[::channels] if channels > 1 else pcm
+        return (pcm[::channels] if channels > 1 else pcm), rate
+
+    def keys_received(self) -> str:
+        """The RFC 4733 keys baresip received, in order."""
+        return "".join(str(e.get("param", "")) for e in self.events if e.get("type") == "CALL_DTMF_START")
+
+    def log(self) -> str:
+        return (self.workdir / "baresip.log").read_text(errors="replace")
 
 
-def _config(workdir: Path, sip_port: int, ctrl_port: int, microphone: Path) -> str:
-    modules = ["g711.so", "aufile.so", "sndfile.so", "ctrl_tcp.so", "menu.so", "account.so"]
+def _config(workdir: Path, sip_port: int, ctrl_port: int, microphone: Path, codecs: tuple[str, ...]) -> str:
+    codec_modules = [f"{codec}.so" for codec in codecs]
+    modules = [*codec_modules, "aufile.so", "sndfile.so", "ctrl_tcp.so", "menu.so", "account.so"]
     return "\n".join(
         [
             f"module_path {MODULES}",
@@ -88,6 +102,7 @@ def _config(workdir: Path, sip_port: int, ctrl_port: int, microphone: Path) -> s
             "net_interface 127.0.0.1",
             f"audio_source aufile,{microphone}",
             f"ausrc_srate {RATE}",
+            "ausrc_channels 1",
             f"ctrl_tcp_listen 127.0.0.1:{ctrl_port}",
             f"snd_path {workdir}",
             *(f"module {name}" for name in modules),
@@ -96,15 +111,18 @@ def _config(workdir: Path, sip_port: int, ctrl_port: int, microphone: Path) -> s
     )
 
 
-async def _start(workdir: Path, microphone: Path) -> tuple[asyncio.subprocess.Process, Baresip | None]:
+async def _start(
+    workdir: Path, microphone: Path, codecs: tuple[str, ...], sip_trace: bool
+) -> tuple[asyncio.subprocess.Process, Baresip | None]:
     """Start baresip on free ports; no phone when it exited (a port, or the TLS one above the SIP port,
     was taken meanwhile)."""
     assert BARESIP is not None
     sip_port, ctrl_port = free_port("udp"), free_port("tcp")
-    (workdir / "config").write_text(_config(workdir, sip_port, ctrl_port, microphone))
+    (workdir / "config").write_text(_config(workdir, sip_port, ctrl_port, microphone, codecs))
+    trace = ["-s"] if sip_trace else []
     with (workdir / "baresip.log").open("wb") as log:
         process = await asyncio.create_subprocess_exec(
-            BARESIP, "-f", str(workdir), cwd=workdir, stdout=log, stderr=log,
+            BARESIP, "-f", str(workdir), *trace, cwd=workdir, stdout=log, stderr=log,
             stdin=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
     phone = Baresip(workdir, sip_port, ctrl_port)
@@ -124,16 +142,26 @@ async def _start(workdir: Path, microphone: Path) -> tuple[asyncio.subprocess.Pr
 
 @contextlib.asynccontextmanager
 async def running_baresip(
-    workdir: Path, user: str, *, tone_hz: float, auto_answer: bool = False
+    workdir: Path,
+    user: str,
+    *,
+    tone_hz: float,
+    auto_answer: bool = False,
+    codecs: tuple[str, ...] = ("g711",),
+    registrar: str | None = None,
+    password: str | None = None,
+    sip_trace: bool = False,
 ) -> AsyncIterator[Baresip]:
-    """baresip with account `user` (static, no REGISTER) whose microphone plays a `tone_hz` tone."""
+    """baresip with account `user` whose microphone plays a `tone_hz` tone: static (no REGISTER), or
+    registering at `registrar` (host:port) with digest `password`. `codecs` names its codec modules in
+    order of preference; `sip_trace` writes every SIP message to its log."""
     workdir.mkdir(parents=True, exist_ok=True)
     microphone = workdir / "tone.wav"
     microphone.write_bytes(tone_wav(tone_hz, 30.0, rate=RATE))
     (workdir / "accounts").write_text("")
     (workdir / "contacts").write_text("")
     for _ in range(5):
-        process, phone = await _start(workdir, microphone)
+        process, phone = await _start(workdir, microphone, codecs, sip_trace)
         if phone is not None:
             break
     else:
@@ -141,8 +169,12 @@ async def running_baresip(
     try:
         async with asyncio.TaskGroup() as tasks:
             reading = tasks.create_task(phone.read_events())
-            answer = ";answermode=auto" if auto_answer else ""
-            await phone.command("uanew", f"<sip:{user}@127.0.0.1:{phone.sip_port}>;regint=0{answer}")
+            params = ";answermode=auto" if auto_answer else ""
+            if registrar is None:
+                address = f"<sip:{user}@127.0.0.1:{phone.sip_port}>;regint=0"
+            else:
+                address = f"<sip:{user}@{registrar}>;auth_pass={password};regint=60"
+            await phone.command("uanew", address + params)
             try:
                 yield phone
             finally:

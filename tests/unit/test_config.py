@@ -144,6 +144,7 @@ def test_no_sip_section_means_no_sip_listener(tmp_path: Path) -> None:
     assert load_settings(write(tmp_path, ""), environ={}).sip is None
     sip = load_settings(write(tmp_path, "[sip]\n"), environ={}).sip
     assert sip is not None and sip.listen == ["udp:127.0.0.1:5060"] and sip.rtp_ports == (20000, 29999)
+    assert sip.digest_algorithms == ("MD5", "SHA-256")
 
 
 def test_a_full_sip_section_loads(tmp_path: Path) -> None:
@@ -191,6 +192,11 @@ def test_sip_connection_limits_load(tmp_path: Path) -> None:
         ("[sip]\nmessage_timeout_s = -1\n", "sip.message_timeout_s: "),
         ("[sip]\nmax_connections = 0\n", "sip.max_connections: "),
         ("[sip]\nmax_connection_buffer = 10\n", "sip.max_connection_buffer: "),
+        (
+            '[sip]\ndigest_algorithms = ["SHA-512"]\n',
+            "sip.digest_algorithms[0]: Input should be 'MD5' or 'SHA-256'",
+        ),
+        ("[sip]\ndigest_algorithms = []\n", "sip.digest_algorithms: "),
     ],
 )
 def test_bad_sip_values_name_their_key(tmp_path: Path, text: str, message: str) -> None:

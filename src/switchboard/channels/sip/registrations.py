@@ -25,13 +25,18 @@ class TrunkRegistrations:
     trunk keeps; also says whether a trunk is registered and which trunk a flow belongs to."""
 
     def __init__(
-        self, trunks: TrunkDirectory, clock: Callable[[], float], *, realm: str = DEFAULT_REALM
+        self,
+        trunks: TrunkDirectory,
+        clock: Callable[[], float],
+        *,
+        realm: str = DEFAULT_REALM,
+        algorithms: tuple[str, ...] = ("MD5", "SHA-256"),
     ) -> None:
         self.trunks = trunks
         self.registrar = Registrar()
         # MD5 first: many PBXs (and sipp) answer only the first challenge and know no other algorithm;
         # one that knows SHA-256 still finds it in the second (RFC 8760 §2.4).
-        self.digest = DigestServer(realm, algorithms=("MD5", "SHA-256"))
+        self.digest = DigestServer(realm, algorithms=algorithms)
         self._clock = clock
         self._usernames: dict[str, str] = {}
         self._registration = DigestRegistration(self.registrar, self.digest, self._ha1)
