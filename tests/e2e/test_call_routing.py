@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from support.audio import tone_wav, tone_windows
-from support.platform import CONFIGURATION_ID, DISPLAY_NUMBER, PHONE_NUMBER_ID, WABA_ID, Platform
+from support.platform import CONFIGURATION_ID, DISPLAY_NUMBER, PHONE_NUMBER_ID, Platform
+from support.routing import route_sender_calls
 
 pytestmark = pytest.mark.e2e
 CALLER = "15550002222"
@@ -33,20 +34,7 @@ async def route_calls(platform: Platform, destinations: list[dict[str, Any]]) ->
         },
     )
     assert created.status_code == 201, created.text
-    sender = await platform.api.put(
-        f"/admin/1/senders/{PHONE_NUMBER_ID}",
-        json={
-            "phoneNumberId": PHONE_NUMBER_ID,
-            "displayPhoneNumber": DISPLAY_NUMBER,
-            "wabaId": WABA_ID,
-            "accessToken": "e2e-access-token",
-            "appSecret": platform.app_secret,
-            "verifyToken": "e2e-verify",
-            "graphApiUrl": platform.emulator.graph_url,
-            "inbound": {"action": "CALL_ROUTING"},
-        },
-    )
-    assert sender.status_code == 200, sender.text
+    await route_sender_calls(platform)
     return str(created.json()["id"])
 
 

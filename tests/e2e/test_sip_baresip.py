@@ -5,15 +5,15 @@ tone frequency on the side that hears it; DTMF by the keys baresip reports."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from support.audio import tone_windows
 from support.baresip import needs_baresip, running_baresip
-from support.platform import DISPLAY_NUMBER, PHONE_NUMBER_ID, WABA_ID, Platform, running_platform
+from support.platform import DISPLAY_NUMBER, PHONE_NUMBER_ID, Platform, running_platform
+from support.routing import create_route, route_sender_calls, until
 from support.sip_trunks import create_trunk, sip_listening_platform
 from support.sipp import free_port
 
@@ -32,22 +32,6 @@ async def sip_platform(tmp_path: Path) -> AsyncIterator[tuple[Platform, int]]:
         yield platform_and_port
 
 
-async def until(check: Callable[[], bool], seconds: float = 15) -> None:
-    async with asyncio.timeout(seconds):
-        while not check():
-            await asyncio.sleep(0.1)
-
-
-async def create_route(
-    platform: Platform, criteria: list[dict[str, Any]], destinations: list[dict[str, Any]]
-) -> None:
-    created = await platform.api.post(
-        "/callrouting/1/routes",
-        json={"name": "baresip", "criteria": criteria, "destinations": destinations},
-    )
-    assert created.status_code == 201, created.text
-
-
 async def route_whatsapp_calls_to(platform: Platform, trunk: str, username: str) -> None:
     """WhatsApp calls to the sender enter call routing, whose route sends them to `username` on `trunk`."""
     await create_route(
@@ -55,20 +39,7 @@ async def route_whatsapp_calls_to(platform: Platform, trunk: str, username: str)
         [{"to": DISPLAY_NUMBER, "value": {"type": "WHATSAPP", "from": "1555.*"}}],
         [{"type": "ENDPOINT", "value": {"type": "SIP", "sipTrunkId": trunk, "username": username}}],
     )
-    sender = await platform.api.put(
-        f"/admin/1/senders/{PHONE_NUMBER_ID}",
-        json={
-            "phoneNumberId": PHONE_NUMBER_ID,
-            "displayPhoneNumber": DISPLAY_NUMBER,
-            "wabaId": WABA_ID,
-            "accessToken": "e2e-access-token",
-            "appSecret": platform.app_secret,
-            "verifyToken": "e2e-verify",
-            "graphApiUrl": platform.emulator.graph_url,
-            "inbound": {"action": "CALL_ROUTING"},
-        },
-    )
-    assert sender.status_code == 200, sender.text
+    await route_sender_calls(platform)
 
 
 @pytest.mark.parametrize(

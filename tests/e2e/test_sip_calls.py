@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from support.platform import CONFIGURATION_ID, Platform, running_platform
+from support.sip_trunks import create_trunk, sip_listening_platform
 from support.sipp import free_port, needs_sipp, run_sipp, sipp_args, sipp_server, wait_listening
 
 pytestmark = [pytest.mark.e2e, needs_sipp, pytest.mark.timeout(120)]
@@ -18,22 +18,8 @@ SCENARIOS = Path(__file__).parents[1] / "integration" / "channels" / "sip" / "sc
 
 @pytest.fixture
 async def sip_platform(tmp_path: Path) -> AsyncIterator[tuple[Platform, int]]:
-    port = free_port("udp")
-    async with running_platform(tmp_path, sip={"listen": [f"udp:127.0.0.1:{port}"]}) as platform:
-        yield platform, port
-
-
-async def create_trunk(platform: Platform, **fields: Any) -> str:
-    body = {
-        "type": "STATIC",
-        "name": "PBX",
-        "channelLimit": 2,
-        "billingPackage": {"packageType": "METERED"},
-        "codecs": ["PCMU"],
-    } | fields
-    response = await platform.api.post("/calls/1/sip-trunks", json=body)
-    assert response.status_code == 202, response.text
-    return str(response.json()["id"])
+    async with sip_listening_platform(tmp_path) as platform_and_port:
+        yield platform_and_port
 
 
 async def test_an_app_calls_a_pbx_extension_over_a_trunk_and_hangs_up(

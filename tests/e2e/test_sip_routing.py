@@ -5,7 +5,7 @@ Audio is checked by tone frequency where each side hears it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,8 @@ import pytest
 
 from support.audio import tone_windows
 from support.baresip import RATE, needs_baresip, running_baresip
-from support.platform import DISPLAY_NUMBER, PHONE_NUMBER_ID, WABA_ID, Platform
+from support.platform import DISPLAY_NUMBER, PHONE_NUMBER_ID, Platform
+from support.routing import create_route, route_sender_calls, until
 from support.sip_trunks import create_trunk, sip_listening_platform
 from support.sipp import free_port, needs_sipp, run_sipp, sipp_args, sipp_server
 
@@ -28,41 +29,6 @@ USER_TONE = 600.0
 async def sip_platform(tmp_path: Path) -> AsyncIterator[tuple[Platform, int]]:
     async with sip_listening_platform(tmp_path) as platform_and_port:
         yield platform_and_port
-
-
-async def create_route(
-    platform: Platform, criteria: list[dict[str, Any]], destinations: list[dict[str, Any]]
-) -> str:
-    created = await platform.api.post(
-        "/callrouting/1/routes",
-        json={"name": "sip trunking", "criteria": criteria, "destinations": destinations},
-    )
-    assert created.status_code == 201, created.text
-    return str(created.json()["id"])
-
-
-async def route_sender_calls(platform: Platform) -> None:
-    """The sender's inbound WhatsApp calls go to call routing."""
-    sender = await platform.api.put(
-        f"/admin/1/senders/{PHONE_NUMBER_ID}",
-        json={
-            "phoneNumberId": PHONE_NUMBER_ID,
-            "displayPhoneNumber": DISPLAY_NUMBER,
-            "wabaId": WABA_ID,
-            "accessToken": "e2e-access-token",
-            "appSecret": platform.app_secret,
-            "verifyToken": "e2e-verify",
-            "graphApiUrl": platform.emulator.graph_url,
-            "inbound": {"action": "CALL_ROUTING"},
-        },
-    )
-    assert sender.status_code == 200, sender.text
-
-
-async def until(check: Callable[[], bool], seconds: float = 20) -> None:
-    async with asyncio.timeout(seconds):
-        while not check():
-            await asyncio.sleep(0.1)
 
 
 @pytest.mark.parametrize("hangs_up", ["user", "pbx"])
