@@ -25,7 +25,7 @@ Phase `rtp`: `--concurrent` calls up at once on each trunk, sipp streaming a 1 k
 `rtp_stream`; Opus by `play_pcap_audio` of a generated pcap, as `rtp_stream` plays G.711 only), the users
 sending their tone back; server CPU over a `--window` once all calls are up, less idle, / calls.
 
-Run: .venv/bin/python bench/sip_whatsapp.py [--rate 10,20] [--calls 150] [--concurrent 20,40] [--window 8]
+Run: .venv/bin/python bench/sip_whatsapp.py [--rate 10,20] [--calls 100] [--concurrent 10,20] [--window 8]
 """
 
 from __future__ import annotations
@@ -281,8 +281,7 @@ class Users:
 
 def uac_args(script: Path, users: Path, rate: float, calls: int, port: int, target: str) -> list[str]:
     args = ["-sf", str(script), "-inf", str(users), "-r", str(rate), "-m", str(calls), "-l", str(calls)]
-    trace = ["-trace_msg", "-trace_err", "-message_file", "/tmp/sipwa-msg.log"] if os.environ.get("T") else []
-    return [*args, *trace, *sipp_common(port, free_udp_port()), target]
+    return [*args, *sipp_common(port, free_udp_port()), target]
 
 
 async def setup_phase(
@@ -476,12 +475,12 @@ def main() -> None:
         return [part.upper() for part in text.split(",") if part]
 
     parser.add_argument("--rate", type=numbers, default=[10, 20], help="calls per second, comma-separated")
-    parser.add_argument("--calls", type=int, default=150, help="calls per setup run")
+    parser.add_argument("--calls", type=int, default=100, help="calls per setup run")
     parser.add_argument("--hold-ms", type=int, default=1000, help="how long each setup-phase call lasts")
     parser.add_argument(
         "--codecs", type=codecs, default=["PCMU", "OPUS"], help="trunk codecs of the rtp phase"
     )
-    parser.add_argument("--concurrent", type=numbers, default=[20, 40], help="bridged calls, comma-separated")
+    parser.add_argument("--concurrent", type=numbers, default=[10, 20], help="bridged calls, comma-separated")
     parser.add_argument(
         "--ramp-rate", type=float, default=10.0, help="calls per second to set up the rtp phase"
     )
