@@ -119,9 +119,17 @@ RTP_UAC = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 # --- the server process ------------------------------------------------------------------------------------
 
 
-def server_main(conn: Any, port: int, sip_port: int, data_dir: str, profile: str | None) -> None:
+def server_main(
+    conn: Any,
+    port: int,
+    sip_port: int,
+    data_dir: str,
+    profile: str | None,
+    extra: dict[str, Any] | None = None,
+) -> None:
     """Child process: run a real Server with a SIP listener until the parent sends anything on `conn`
-    (under cProfile, its statistics written to `profile`, if asked)."""
+    (under cProfile, its statistics written to `profile`, if asked); `extra` adds settings sections and
+    `server` keys."""
     import logging
 
     from switchboard import runtime
@@ -129,11 +137,14 @@ def server_main(conn: Any, port: int, sip_port: int, data_dir: str, profile: str
     from switchboard.server import Server
 
     logging.basicConfig(level="WARNING", format="server %(asctime)s %(levelname)s %(name)s: %(message)s")
+    extra = dict(extra or {})
+    server = {"host": "127.0.0.1", "port": port, "data_dir": data_dir, **extra.pop("server", {})}
     settings = load_settings(
         overrides={
-            "server": {"host": "127.0.0.1", "port": port, "data_dir": data_dir},
+            "server": server,
             "api": {"keys": [API_KEY]},
             "sip": {"listen": [f"udp:127.0.0.1:{sip_port}"], "rtp_ports": [32000, 39999]},
+            **extra,
         },
         environ={},
     )
