@@ -186,6 +186,112 @@ async def test_a_meta_error_gets_the_pbx_a_503_naming_metas_code(
     await pbx_call_refused(port, tmp_path, USER, 503, "HTTP 400, code 1[)]")
 
 
+RINGS_THEN_ANSWERED = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="100 at once, 180 without SDP, then 200">
+  <send retrans="500">
+    <![CDATA[
+
+      INVITE sip:{user}@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: pbx <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:{user}@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:{caller}@[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+
+    ]]>
+  </send>
+  <recv response="100"/>
+  <recv response="180">
+    <action>
+      <ereg regexp="^ *0$" search_in="hdr" header="Content-Length:" check_it="true" assign_to="1"/>
+    </action>
+  </recv>
+  <recv response="183" optional="true"/>
+  <recv response="200" rtd="true"/>
+  <send>
+    <![CDATA[
+
+      ACK sip:{user}@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: pbx <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:{user}@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <pause milliseconds="500"/>
+  <send retrans="500">
+    <![CDATA[
+
+      BYE sip:{user}@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: pbx <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:{user}@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>
+  <Reference variables="1"/>
+</scenario>
+"""
+
+
+async def test_the_pbx_hears_180_when_the_whatsapp_user_rings_then_200(
+    sip_platform: tuple[Platform, int], tmp_path: Path
+) -> None:
+    """100 Trying goes out at once; 180 (no SDP) only once Meta reports the user's phone ringing
+    (sipp fails on any message out of this order), then 200 when the user answers."""
+    platform, port = sip_platform
+    await route_pbx_calls_to_whatsapp(platform)
+    user = platform.emulator.user(USER, name="Wa")
+    user.answer.delay = 1.0
+    await platform.grant_permission(USER)
+    scenario = tmp_path / "rings.xml"
+    scenario.write_text(RINGS_THEN_ANSWERED.replace("{user}", USER).replace("{caller}", DISPLAY_NUMBER))
+    args = ["-sf", str(scenario), *sipp_args("udp", free_port("udp"), seconds=40), f"127.0.0.1:{port}"]
+    result = await run_sipp(args, tmp_path)
+    assert result.returncode == 0, result.output
+    [call] = user.calls
+    await call.wait_state("TERMINATED")
+
+
+async def test_a_call_meta_refuses_never_rang_so_the_pbx_gets_no_180(
+    sip_platform: tuple[Platform, int], tmp_path: Path
+) -> None:
+    """The routed call was taken, but nothing rang: the PBX gets 100 and the final response only."""
+    platform, port = sip_platform
+    await route_pbx_calls_to_whatsapp(platform)
+    platform.emulator.user(USER, name="Wa")
+    await platform.grant_permission(USER)
+    platform.emulator.faults.fail_next("connect", status=400)
+    scenario = tmp_path / "no_ringing.xml"
+    text = refused_invite(USER, DISPLAY_NUMBER, 503, "HTTP 400")
+    scenario.write_text(text.replace('  <recv response="180" optional="true"/>\n', ""))
+    assert "180" not in scenario.read_text()
+    args = ["-sf", str(scenario), *sipp_args("udp", free_port("udp"), seconds=40), f"127.0.0.1:{port}"]
+    result = await run_sipp(args, tmp_path)
+    assert result.returncode == 0, result.output
+
+
 async def test_a_caller_that_is_no_sender_is_refused_naming_it_before_meta_is_asked(
     sip_platform: tuple[Platform, int], tmp_path: Path
 ) -> None:

@@ -315,6 +315,13 @@ class FakeChannel:
         return DialResult(peer)
 
 
+class RingingFakeChannel(FakeChannel):
+    """A `FakeChannel` that can also tell an inbound caller the call rings (as SIP's 180)."""
+
+    async def ring(self, call: Call) -> None:
+        await self._do("ring", call)
+
+
 # -- applications ---------------------------------------------------------------------------------------
 
 

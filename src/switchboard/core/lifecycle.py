@@ -31,7 +31,7 @@ from switchboard.core.models import (
     InboundTarget,
 )
 from switchboard.core.operations import Operations
-from switchboard.core.ports import CallChannel
+from switchboard.core.ports import CallChannel, RingsBack
 from switchboard.core.registry import EarlySignal, RemoteAnswered, RemoteHangup, RemoteRinging
 from switchboard.core.services import Services
 from switchboard.core.session import CallSession, RecordingRequest, Stop
@@ -262,7 +262,11 @@ class Lifecycle:
     async def send_ringing(self, call_id: str) -> Call:
         session = await self._s.live(call_id)
         await self._ringing_checked(session)
-        return session.call
+        call = session.call
+        channel = self._s.channels.get(call.endpoint.type)
+        if call.direction is Direction.INBOUND and isinstance(channel, RingsBack):
+            await channel.ring(call)
+        return call
 
     async def _ringing_checked(self, session: CallSession) -> None:
         st.require(session.call, frozenset({CallState.CALLING, CallState.RINGING}), "ring")

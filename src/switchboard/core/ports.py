@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from switchboard.core.models import (
     Call,
@@ -55,6 +55,13 @@ class CallChannel(Protocol):
     async def hangup(self, call: Call) -> None: ...
 
     async def dial(self, call: Call, sdp_offer: str) -> DialResult: ...
+
+
+@runtime_checkable
+class RingsBack(Protocol):
+    """A channel that can tell an inbound caller the call rings (SIP's 180) before it is answered."""
+
+    async def ring(self, call: Call) -> None: ...
 
 
 class Application(Protocol):

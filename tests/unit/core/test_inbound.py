@@ -3,7 +3,7 @@
 import pytest
 
 from support.control_rig import CALLER, CONFIG, IVR, Rig
-from support.fakes import FakeChannel, settle
+from support.fakes import FakeChannel, RingingFakeChannel, settle
 from switchboard.core.errors import ChannelError, InvalidCallState
 from switchboard.core.events import (
     CallEstablished,
@@ -58,6 +58,15 @@ async def test_send_ringing_moves_calling_to_ringing_once(rig: Rig) -> None:
     await rig.control.send_ringing(call_id)
     await settle()
     assert len(rig.events.find(CallRinging, call_id)) == 1
+
+
+async def test_send_ringing_asks_a_channel_that_rings_back_to_ring(rig: Rig) -> None:
+    channel = RingingFakeChannel()
+    rig.control.register_channel(channel)
+    call_id = await rig.inbound()
+    await rig.control.send_ringing(call_id)
+    assert channel.ops_of(call_id) == ["ring"]
+    assert rig.channel.ops_of(call_id) == []
 
 
 @pytest.mark.parametrize("ring_first", [False, True])

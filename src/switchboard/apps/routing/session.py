@@ -46,6 +46,7 @@ from switchboard.core.errors import ChannelError, SwitchboardError, UnsupportedE
 from switchboard.core.models import (
     Call,
     CallState,
+    Direction,
     Endpoint,
     EndpointType,
     ErrorCode,
@@ -297,10 +298,21 @@ class RoutingSession:
             event = await self._next()
             if event.call.id != child_id:
                 continue
-            if isinstance(event, ev.CallEstablished):
+            if isinstance(event, ev.CallRinging):
+                await self._ring_back()
+            elif isinstance(event, ev.CallEstablished):
                 return None
-            if isinstance(event, ev.CallFinished | ev.CallFailed):
+            elif isinstance(event, ev.CallFinished | ev.CallFailed):
                 return failure_of_call(event.call)
+
+    async def _ring_back(self) -> None:
+        """The child rings: so does the routed call for its caller (a SIP caller gets 180)."""
+        if self.call.direction is not Direction.INBOUND:
+            return
+        try:
+            await self._d.control.send_ringing(self.call.id)
+        except SwitchboardError as exc:
+            log.info("call %s: could not ring back: %s", self.call.id, exc)
 
     async def _transfer(
         self, target: InboundTarget, accept_within: int | None, custom_data: dict[str, str] | None

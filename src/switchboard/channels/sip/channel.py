@@ -276,6 +276,11 @@ class SipChannel:
         if not incoming.progress(183, leg.local_sdp):
             raise ChannelError(f"call {call.id}: the SIP caller is gone")
 
+    async def ring(self, call: Call) -> None:
+        """180 without SDP; nothing when the INVITE has its final response already."""
+        _, incoming = self._incoming(call)
+        incoming.progress(180)
+
     async def answer(self, call: Call, sdp_answer: str) -> None:
         leg, incoming = self._incoming(call)
         leg.local_sdp = sdp_answer.encode()
@@ -365,11 +370,10 @@ class SipChannel:
             custom_data=sip_headers(invite),
             sip_headers=sip_headers(invite),
         )
+        # 100 Trying went out with the INVITE's arrival; 180 waits for the call to ring somewhere (`ring`).
         call = await self._core.receive_inbound(inbound)
         if call is None and incoming.pending:
             incoming.reject(503, headers=[("Reason", reason_header(503, "SERVICE_UNAVAILABLE", "not taken"))])
-        elif incoming.pending:
-            incoming.progress(180)
 
     # -- outbound -----------------------------------------------------------------------------------
 

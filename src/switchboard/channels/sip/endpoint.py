@@ -615,6 +615,8 @@ class SipEndpoint:
                 elif not call.ended:
                     call.events.put_nowait(AckTimeout())
                     self.spawn(call.bye())
+                else:
+                    self.forget_call(call)
             self._arm(retransmission, fire)
 
         self._arm(retransmission, fire)
@@ -623,9 +625,16 @@ class SipEndpoint:
         call = self._calls.get(dialog_id_of(ack))
         if call is None or call.answer_retransmission is None or call.answer_retransmission.done:
             return
-        call.answer_retransmission.ack_received()
-        self._arm(call.answer_retransmission, lambda now: None)
-        call.events.put_nowait(Confirmed(ack))
+        self._stop_answer_retransmission(call)
+        if call.ended:
+            self.forget_call(call)
+        else:
+            call.events.put_nowait(Confirmed(ack))
+
+    def _stop_answer_retransmission(self, call: SipCall) -> None:
+        if call.answer_retransmission is not None:
+            call.answer_retransmission.ack_received()
+            self._arm(call.answer_retransmission, lambda now: None)
 
     def _receive_cancel(self, cancel: Request, txn: ServerTransaction) -> None:
         branch, sent_by, _ = server_key(cancel)
@@ -651,6 +660,8 @@ class SipEndpoint:
             self._respond(txn, make_response(request, 200))
             if isinstance(call, IncomingCall) and call.pending:
                 self._respond(call.transaction, make_response(call.invite, 487, to_tag=call.local_tag))
+            # A BYE that overtakes a lost ACK shows the peer has our 2xx: no need to send it again.
+            self._stop_answer_retransmission(call)
             call.ended = True
             self.forget_call(call)
             call.events.put_nowait(HungUp(request))

@@ -169,6 +169,7 @@ async def test_a_pbx_call_enters_routing_rings_answers_holds_and_hangs_up(rig: R
     )
     assert inbound.to == "bob" and inbound.remote_offer == SDP
     assert inbound.custom_data == inbound.sip_headers == {"X-Ticket": "42"}
+    await rig.channel.ring(call)
     ringing = await sip_event(outgoing)
     assert isinstance(ringing, Progress) and ringing.response.status == 180
     await rig.channel.pre_answer(call, SDP)
@@ -192,6 +193,7 @@ async def test_a_pbx_call_enters_routing_rings_answers_holds_and_hangs_up(rig: R
 async def test_a_second_call_over_the_channel_limit_gets_503(rig: Rig) -> None:
     first = rig.dial()
     _, call = await next_of(rig.core.inbound)
+    await rig.channel.ring(call)
     assert isinstance(await sip_event(first), Progress)
     second = rig.dial()
     refused = await sip_event(second)
@@ -324,8 +326,9 @@ async def test_a_registered_trunk_pbx_registers_calls_in_and_is_called() -> None
                 sdp=SDP.encode(),
                 credentials=secret,
             )
-            inbound, _ = await next_of(core.inbound)
+            inbound, routed = await next_of(core.inbound)
             assert inbound.endpoint.sip_trunk_id == trunk.id
+            await channel.ring(routed)
             assert isinstance(await sip_event(outgoing), Progress)
 
             call = Call(
