@@ -46,6 +46,7 @@ async def test_an_app_calls_baresip_over_a_trunk_and_it_hears_the_played_tone(tm
         assert created.status_code == 201, created.text
         call_id = created.json()["id"]
         await platform.app.wait_for("CALL_ESTABLISHED", call_id)
+        await phone.wait_event("CALL_ESTABLISHED")
         files = {"file": ("tone.wav", tone_wav(1000, 2.0), "audio/wav")}
         file_id = (await platform.api.post("/calls/1/files", files=files)).json()["id"]
         played = await platform.api.post(
@@ -55,5 +56,6 @@ async def test_an_app_calls_baresip_over_a_trunk_and_it_hears_the_played_tone(tm
         await platform.app.wait_for("PLAY_FINISHED", call_id)
         await platform.api.post(f"/calls/1/calls/{call_id}/hangup", json={})
         await platform.app.wait_for("CALL_FINISHED", call_id)
+        await phone.wait_event("CALL_CLOSED")  # baresip's recording is complete once it closed the call
         pcm = phone.heard_pcm()
     assert tone_windows(pcm, 1000, rate=RATE) >= 10, "baresip did not hear the 1 kHz tone"
