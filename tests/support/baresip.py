@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import shutil
+import time
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -77,10 +78,17 @@ class Baresip:
         48 kHz for Opus); complete once the call ended."""
         dumps = sorted(self.workdir.glob("dump-*-dec.wav"))
         assert dumps, "baresip recorded nothing"
-        with wave.open(str(dumps[-1]), "rb") as wav:
-            frames = wav.readframes(wav.getnframes())
-            channels = wav.getnchannels()
-            rate = wav.getframerate()
+        for _ in range(50):  # baresip writes the WAV header when it closes the file, just after the call
+            try:
+                with wave.open(str(dumps[-1]), "rb") as wav:
+                    frames = wav.readframes(wav.getnframes())
+                    channels = wav.getnchannels()
+                    rate = wav.getframerate()
+                break
+            except (wave.Error, EOFError):
+                time.sleep(0.1)
+        else:
+            raise AssertionError(f"baresip did not finish {dumps[-1].name}")
         pcm = np.frombuffer(frames, dtype=np.int16)
         return (pcm[::channels] if channels > 1 else pcm), rate
 
