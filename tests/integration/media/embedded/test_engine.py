@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fractions
 import time
 import wave
 from collections.abc import AsyncIterator
@@ -21,6 +20,7 @@ import pytest
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from av import AudioFrame
 
+from support.media_peers import ToneTrack, meta_like
 from switchboard.media.embedded import EmbeddedMediaEngine, SdpError
 from switchboard.media.embedded.rtp import build_rtp
 from switchboard.media.engine import (
@@ -44,53 +44,6 @@ from switchboard.media.tones import dominant_frequency, read_wav, tone_power_rat
 @pytest.fixture(autouse=True)
 def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
-
-
-class ToneTrack(MediaStreamTrack):
-    """A paced mono 48 kHz sine, 20 ms per frame."""
-
-    kind = "audio"
-
-    def __init__(self, frequency: float) -> None:
-        super().__init__()
-        self._frequency = frequency
-        self._pts = 0
-        self._start: float | None = None
-
-    async def recv(self) -> AudioFrame:
-        if self._start is None:
-            self._start = time.monotonic()
-        wait = self._start + self._pts / 48000 - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        t = (np.arange(960) + self._pts) / 48000
-        samples = (np.sin(2 * np.pi * self._frequency * t) * 8000).astype(np.int16)
-        frame = AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = 48000
-        frame.pts = self._pts
-        frame.time_base = fractions.Fraction(1, 48000)
-        self._pts += 960
-        return frame
-
-
-def meta_like(sdp: str) -> str:
-    """Keep only Opus on the m-line, add telephone-event/8000 on PT 126, as Meta's offer has."""
-    lines = sdp.split("\r\n")
-    opus_pt = next(line.split()[0].split(":")[1] for line in lines if "opus/48000" in line)
-    out = []
-    for line in lines:
-        if line.startswith("m=audio"):
-            parts = line.split()
-            line = " ".join([*parts[:3], opus_pt, "126"])
-        elif line.startswith(("a=rtpmap:", "a=fmtp:", "a=rtcp-fb:")):
-            pt = line.split(":", 1)[1].split()[0]
-            if pt != opus_pt:
-                continue
-            if line.startswith("a=rtpmap:"):
-                out.append(line)
-                line = "a=rtpmap:126 telephone-event/8000"
-        out.append(line)
-    return "\r\n".join(out)
 
 
 class WhatsAppPeer:
