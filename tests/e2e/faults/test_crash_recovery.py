@@ -4,18 +4,15 @@ gets a terminate for each, and the app gets every event once (by `X-Event-Id`)."
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
-from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
+from support.faults import deliveries, server_config, subscribe
 from support.platform import (
     API_KEY,
-    CONFIGURATION_ID,
     DISPLAY_NUMBER,
     PHONE_NUMBER_ID,
     WABA_ID,
@@ -27,53 +24,6 @@ from switchboard.emulator import MetaEmulator
 
 pytestmark = pytest.mark.e2e
 CALLS = 20
-EVENTS = ["CALL_RECEIVED", "CALL_ESTABLISHED", "CALL_FINISHED", "CALL_FAILED"]
-
-
-def server_config(tmp_path: Path, port: int, graph_url: str, app_secret: str) -> dict[str, Any]:
-    return {
-        "server": {
-            "host": "127.0.0.1",
-            "port": port,
-            "data_dir": str(tmp_path / "data"),
-            "allow_private_urls": True,
-            "media_remote_networks": ["127.0.0.0/8"],
-        },
-        "api": {"keys": [API_KEY], "webhook_retry_base_delay_s": 0.2, "webhook_retry_max_delay_s": 1},
-        "whatsapp": {"graph_retries": 1, "graph_timeout_s": 2.0},
-        "whatsapp.senders": [
-            {
-                "phone_number_id": PHONE_NUMBER_ID,
-                "display_phone_number": DISPLAY_NUMBER,
-                "waba_id": WABA_ID,
-                "access_token": "e2e-access-token",
-                "app_secret": app_secret,
-                "verify_token": "e2e-verify",
-                "graph_api_url": graph_url,
-                "inbound": {"action": "SUBSCRIPTION", "calls_configuration_id": CONFIGURATION_ID},
-            }
-        ],
-    }
-
-
-async def subscribe(api: httpx.AsyncClient, app: WebhookApp) -> None:
-    await api.post("/calls/1/configurations", json={"id": CONFIGURATION_ID, "name": "crash"})
-    body = {
-        "name": "crash",
-        "events": EVENTS,
-        "criteria": [{"callsConfigurationId": CONFIGURATION_ID}],
-        "profile": {"webhook": {"notifyUrl": app.url}},
-    }
-    assert (await api.post("/subscriptions/1/subscription/VOICE_VIDEO", json=body)).status_code == 201
-
-
-def deliveries(app: WebhookApp) -> dict[tuple[str, str], set[str]]:
-    """(event type, call id) → the distinct `X-Event-Id`s it arrived with."""
-    seen: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for headers, body in app.raw:
-        event = json.loads(body)
-        seen[event["type"], event["callId"]].add(headers["x-event-id"])
-    return seen
 
 
 async def test_kill_9_during_live_calls_then_restart(tmp_path: Path) -> None:
@@ -87,7 +37,9 @@ async def test_kill_9_during_live_calls_then_restart(tmp_path: Path) -> None:
     emulator.add_business_number(PHONE_NUMBER_ID, DISPLAY_NUMBER, WABA_ID, "e2e-access-token", app_secret)
     app = WebhookApp(free_port())
     async with emulator:
-        server = ServerProcess(server_config(tmp_path, port, emulator.graph_url, app_secret), tmp_path)
+        server = ServerProcess(
+            server_config(tmp_path / "data", port, emulator.graph_url, app_secret), tmp_path
+        )
         await app.start()
         await server.start()
         api = httpx.AsyncClient(base_url=server.url, headers={"Authorization": f"App {API_KEY}"}, timeout=30)
@@ -147,7 +99,9 @@ async def test_shutdown_is_bounded_when_meta_does_not_answer(tmp_path: Path) -> 
     emulator.add_business_number(PHONE_NUMBER_ID, DISPLAY_NUMBER, WABA_ID, "e2e-access-token", app_secret)
     app = WebhookApp(free_port())
     async with emulator:
-        server = ServerProcess(server_config(tmp_path, port, emulator.graph_url, app_secret), tmp_path)
+        server = ServerProcess(
+            server_config(tmp_path / "data", port, emulator.graph_url, app_secret), tmp_path
+        )
         await app.start()
         await server.start()
         api = httpx.AsyncClient(base_url=server.url, headers={"Authorization": f"App {API_KEY}"}, timeout=30)
